@@ -1,0 +1,65 @@
+"""The classifier every method trains: a Hugging Face encoder and a Compressor-style head.
+
+Single-input tasks read the first token's vector; pair tasks encode both functions with the same
+encoder and concatenate their first-token vectors (``[B, 2H]``), as Compressor's clone detector does.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+
+
+class ClassificationHead(nn.Module):
+    """dropout -> dense -> tanh -> dropout -> out_proj, the RoBERTa / Compressor head."""
+
+    def __init__(self, in_features: int, hidden_size: int, num_labels: int, dropout: float = 0.1):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.dense = nn.Linear(in_features, hidden_size)
+        self.out_proj = nn.Linear(hidden_size, num_labels)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        hidden = torch.tanh(self.dense(self.dropout(features)))
+        return self.out_proj(self.dropout(hidden))
+
+
+def drop_pooler(encoder: PreTrainedModel) -> PreTrainedModel:
+    """Remove an encoder's pooler: the head reads the first token itself, and unused weights break DDP."""
+    if getattr(encoder, "pooler", None) is not None:
+        encoder.pooler = None
+    return encoder
+
+
+class CodeClassifier(nn.Module):
+    """Encoder + head over ``num_inputs`` functions (1: single function, 2: a pair)."""
+
+    def __init__(self, encoder: PreTrainedModel, num_inputs: int = 1, num_labels: int = 2,
+                 dropout: float | None = None):
+        super().__init__()
+        if num_inputs not in (1, 2):
+            raise ValueError(f"num_inputs must be 1 or 2, got {num_inputs}")
+        self.encoder = drop_pooler(encoder)
+        self.num_inputs = num_inputs
+        self.num_labels = num_labels
+        hidden = encoder.config.hidden_size
+        if dropout is None:
+            dropout = getattr(encoder.config, "hidden_dropout_prob", 0.1)
+        self.classifier = ClassificationHead(hidden * num_inputs, hidden, num_labels, dropout)
+
+    @property
+    def config(self):
+        return self.encoder.config
+
+    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """``[B, n, L]`` token ids -> ``[B, n * H]`` concatenated first-token vectors."""
+        batch, n, length = input_ids.shape
+        output = self.encoder(input_ids=input_ids.reshape(batch * n, length),
+                              attention_mask=attention_mask.reshape(batch * n, length))
+        return output.last_hidden_state[:, 0].reshape(batch, n * output.last_hidden_state.shape[-1])
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        if input_ids.dim() == 2:  # one function per row
+            input_ids, attention_mask = input_ids.unsqueeze(1), attention_mask.unsqueeze(1)
+        return self.classifier(self.features(input_ids, attention_mask))
