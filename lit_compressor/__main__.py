@@ -1,0 +1,3 @@
+from lit_compressor.cli import main
+
+main()

@@ -1,0 +1,61 @@
+"""The ``lit-compressor`` entry point.
+
+``fit``/``validate``/``test``/``predict`` go to :class:`LitCompressorCLI` (a thin ``LightningCLI``);
+every other subcommand is a typed function that jsonargparse turns into a CLI, as in litgpt. Each is
+imported only when called, so ``lit-compressor search`` never pays for importing Lightning.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from lit_compressor.errors import run_guarded
+
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+FUNCTION_COMMANDS = {
+    "search": ("lit_compressor.search.command", "search", "Search a student architecture (Compressor's GA or NSGA-II)."),
+    "label": ("lit_compressor.soft_labels", "label", "Write the teacher's soft labels of the unlabelled split."),
+    "export": ("lit_compressor.export", "export", "Export a student folder to ONNX and int8."),
+    "benchmark": ("lit_compressor.benchmark", "benchmark", "Benchmark a student against its teacher."),
+    "compress": ("lit_compressor.pipeline", "compress", "Run every stage: teacher to shipped tiny model."),
+    "import-compressor": ("lit_compressor.compressor_import", "import_compressor",
+                          "Import a checkpoint of the Compressor research code."),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: lit-compressor COMMAND [--config FILE] [options]  (COMMAND --help for its options)", ""]
+    lines += [f"  {name:<18} LightningCLI: {name} a model (--model, --data, --trainer)" for name in LIGHTNING_COMMANDS]
+    lines += [f"  {name:<18} {doc}" for name, (_, _, doc) in FUNCTION_COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def run_function_command(name: str, args: list[str]):
+    """Parse ``args`` for the function behind ``name`` and call it."""
+    from jsonargparse import auto_cli
+
+    module, function, _ = FUNCTION_COMMANDS[name]
+    fn = getattr(importlib.import_module(module), function)
+    return auto_cli(fn, args=[a for a in args if a != "--debug"], as_positional=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return
+    command = argv[0]
+    if command in LIGHTNING_COMMANDS:
+        from lit_compressor.lightning_cli import run_lightning_cli
+
+        run_guarded(lambda: run_lightning_cli(argv))
+    elif command in FUNCTION_COMMANDS:
+        run_guarded(lambda: run_function_command(command, argv[1:]))
+    else:
+        print(f"error: unknown command {command!r}.\n\n{_usage()}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+if __name__ == "__main__":
+    main()
