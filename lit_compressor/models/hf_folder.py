@@ -54,7 +54,7 @@ def load_pretrained_encoder(name_or_path: str):
         raise UserError(f"cannot load a model config: {error}", name_or_path,
                         "Give a local folder with a config.json of a known architecture, or a hub id "
                         "(hub ids need the network or a local cache).") from None
-    encoder = AutoModel.from_pretrained(path, config=config)
+    encoder = AutoModel.from_pretrained(path, config=config).train()  # from_pretrained returns eval mode
     tokenizer = AutoTokenizer.from_pretrained(path)
     return encoder, tokenizer
 

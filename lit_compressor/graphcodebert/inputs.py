@@ -1,0 +1,172 @@
+"""GraphCodeBERT's model inputs: code sub-words, data-flow nodes, position ids and graph-guided mask.
+
+One function becomes ``<s> code </s> node node ... <pad> ...``: code sub-words get position ids from
+2 (RoBERTa's ``padding_idx + 1``) on, data-flow nodes 0 and padding 1, so the model can tell them
+apart. Nodes enter as ``<unk>``; the model replaces their embeddings with the mean of their tokens'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from lit_compressor.data.readers import Example
+from lit_compressor.graphcodebert.dataflow import (
+    DataFlowGraph,
+    code_hash,
+    extract_dataflow,
+    precompute_dataflow,
+)
+
+NODE_POSITION = 0
+PAD_POSITION = 1
+FIRST_TOKEN_POSITION = 2
+
+
+@dataclass(frozen=True)
+class GraphInput:
+    """One function's sequence before padding: ``num_code`` code positions, then one per node."""
+
+    input_ids: list[int]
+    position_ids: list[int]
+    num_code: int
+    node_spans: list[tuple[int, int]]  # node -> its code sub-words [start, end) in the sequence
+    node_edges: list[list[int]]  # node -> the nodes it comes from / is computed from
+
+
+def subword_ids(tokenizer: PreTrainedTokenizerBase, tokens: Sequence[str]) -> list[list[int]]:
+    """BPE ids of each code token, every token but the first read as if after a space (GraphCodeBERT)."""
+    if not tokens:
+        return []
+    # "@ tok" -> ["@", "Ġtok", ...]: the "@" is split off by the byte-level pre-tokenizer and dropped.
+    texts = [tokens[0]] + ["@ " + token for token in tokens[1:]]
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    return [ids[0]] + [row[1:] for row in ids[1:]]
+
+
+def build_graph_input(graph: DataFlowGraph, tokenizer: PreTrainedTokenizerBase, code_length: int,
+                      flow_length: int, max_code_positions: int = 512) -> GraphInput:
+    """Lay out one function in at most ``code_length + flow_length`` positions.
+
+    Code gets what the nodes (at most ``flow_length``) leave free, and at most ``max_code_positions``
+    (specials included) so its position ids fit RoBERTa's 514-row table. Nodes whose token was cut off
+    are dropped; edges to dropped nodes too.
+    """
+    pieces = subword_ids(tokenizer, graph.tokens)
+    block = code_length + flow_length
+    code_room = min(block - 2 - min(len(graph.nodes), flow_length), max_code_positions - 2)
+    spans: list[tuple[int, int]] = []  # per code token, in the sequence (after <s>)
+    ids: list[int] = []
+    for piece in pieces:
+        take = piece[: code_room - len(ids)]
+        spans.append((1 + len(ids), 1 + len(ids) + len(take)))
+        ids += take
+    input_ids = [tokenizer.cls_token_id, *ids, tokenizer.sep_token_id]
+    num_code = len(input_ids)
+
+    kept = [node for node in graph.nodes if spans[node.token][1] > spans[node.token][0]]
+    kept = kept[: block - num_code]
+    node_of_token: dict[int, list[int]] = {}
+    for i, node in enumerate(kept):
+        node_of_token.setdefault(node.token, []).append(i)
+    edges = [sorted({j for source in node.sources for j in node_of_token.get(source, ())}) for node in kept]
+    return GraphInput(
+        input_ids=input_ids + [tokenizer.unk_token_id] * len(kept),
+        position_ids=[FIRST_TOKEN_POSITION + i for i in range(num_code)] + [NODE_POSITION] * len(kept),
+        num_code=num_code,
+        node_spans=[spans[node.token] for node in kept],
+        node_edges=edges,
+    )
+
+
+def graph_attention_mask(item: GraphInput, length: int) -> torch.Tensor:
+    """``[length, length]`` bool mask, True where row may attend to column.
+
+    Code positions attend to each other; ``<s>`` and ``</s>`` also to every node (as in GraphCodeBERT);
+    a node and its code sub-words attend to each other; a node attends to itself and to the nodes it
+    comes from. Padding attends to nothing and nothing attends to it.
+    """
+    mask = torch.zeros(length, length, dtype=torch.bool)
+    code, total = item.num_code, len(item.input_ids)
+    mask[:code, :code] = True
+    mask[0, :total] = True
+    mask[code - 1, :total] = True
+    for i, ((start, end), sources) in enumerate(zip(item.node_spans, item.node_edges, strict=True)):
+        node = code + i
+        mask[node, node] = True
+        mask[node, start:end] = True
+        mask[start:end, node] = True
+        for source in sources:
+            mask[node, code + source] = True
+    return mask
+
+
+class GraphCodeEncoder:
+    """Examples -> GraphCodeBERT batches, a drop-in for :class:`~lit_compressor.tokenization.CodeEncoder`.
+
+    Returns ``input_ids`` and ``position_ids`` ``[B, n, L]``, ``attention_mask`` ``[B, n, L, L]`` (bool),
+    ``labels`` (-1 for unlabelled) and ``ids``; ``L`` is the longest function of the batch. Graphs are
+    extracted on first use; :meth:`prepare` extracts a whole split ahead, in parallel and cached on disk.
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, code_length: int = 384, flow_length: int = 128,
+                 language: str = "java", cache_dir: str | Path | None = None, workers: int = 1,
+                 max_code_positions: int = 512, cache_size: int = 200_000):
+        self.tokenizer = tokenizer
+        self.code_length, self.flow_length = code_length, flow_length
+        self.language = language
+        self.cache_dir, self.workers = cache_dir, workers
+        self.max_code_positions = max_code_positions
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 1
+        self.cache_size = cache_size
+        self._graphs: dict[str, DataFlowGraph] = {}
+        self._inputs: dict[str, GraphInput] = {}
+
+    def prepare(self, examples: Iterable[Example]) -> None:
+        """Extract the graphs of every function of ``examples`` now (``workers`` processes, ``cache_dir``)."""
+        codes = [code for example in examples for code in example.codes]
+        self._graphs.update(precompute_dataflow(codes, self.language, self.cache_dir, self.workers))
+
+    def graph(self, code: str) -> DataFlowGraph:
+        key = code_hash(code, self.language)
+        graph = self._graphs.get(key)
+        if graph is None:
+            graph = extract_dataflow(code, self.language)
+            if len(self._graphs) < self.cache_size:
+                self._graphs[key] = graph
+        return graph
+
+    def encode(self, code: str) -> GraphInput:
+        item = self._inputs.get(code)
+        if item is None:
+            item = build_graph_input(self.graph(code), self.tokenizer, self.code_length, self.flow_length,
+                                     self.max_code_positions)
+            if len(self._inputs) < self.cache_size:
+                self._inputs[code] = item
+        return item
+
+    def encode_codes(self, rows: Sequence[Sequence[str]]) -> dict[str, torch.Tensor]:
+        """Rows of one or two functions each -> padded tensors."""
+        encoded = [[self.encode(code) for code in row] for row in rows]
+        length = max(len(item.input_ids) for row in encoded for item in row)
+        shape = (len(rows), len(rows[0]), length)
+        input_ids = torch.full(shape, self.pad_id, dtype=torch.long)
+        position_ids = torch.full(shape, PAD_POSITION, dtype=torch.long)
+        attention_mask = torch.zeros(*shape, length, dtype=torch.bool)
+        for i, row in enumerate(encoded):
+            for j, item in enumerate(row):
+                input_ids[i, j, : len(item.input_ids)] = torch.tensor(item.input_ids)
+                position_ids[i, j, : len(item.position_ids)] = torch.tensor(item.position_ids)
+                attention_mask[i, j] = graph_attention_mask(item, length)
+        return {"input_ids": input_ids, "position_ids": position_ids, "attention_mask": attention_mask}
+
+    def __call__(self, examples: Sequence[Example]) -> dict:
+        batch = self.encode_codes([example.codes for example in examples])
+        labels = [-1 if example.label is None else example.label for example in examples]
+        batch["labels"] = torch.tensor(labels, dtype=torch.long)
+        batch["ids"] = [example.id for example in examples]
+        return batch

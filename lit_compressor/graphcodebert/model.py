@@ -1,0 +1,56 @@
+"""GraphCodeBERT classifier: data-flow nodes embedded as the mean of their code tokens, graph-guided mask."""
+
+from __future__ import annotations
+
+import torch
+from transformers import PreTrainedModel
+
+from lit_compressor.graphcodebert.inputs import FIRST_TOKEN_POSITION, NODE_POSITION
+from lit_compressor.models.classifier import CodeClassifier
+
+MASKED = -1e4
+
+
+class GraphCodeBERTClassifier(CodeClassifier):
+    """A RoBERTa-layout encoder fed GraphCodeBERT inputs, with :class:`CodeClassifier`'s single / pair head.
+
+    Takes the batches of :class:`~lit_compressor.graphcodebert.inputs.GraphCodeEncoder`.
+    """
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+              position_ids: torch.Tensor) -> torch.Tensor:
+        """Word embeddings ``[N, L, H]`` with each node's row replaced by the mean of its tokens' rows."""
+        embeddings = self.encoder.get_input_embeddings()(input_ids)
+        nodes = position_ids.eq(NODE_POSITION)
+        tokens = position_ids.ge(FIRST_TOKEN_POSITION)
+        node_to_token = (nodes[:, :, None] & tokens[:, None, :] & attention_mask).to(embeddings.dtype)
+        weights = node_to_token / (node_to_token.sum(-1, keepdim=True) + 1e-10)
+        return torch.where(nodes[:, :, None], torch.bmm(weights, embeddings), embeddings)
+
+    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                 position_ids: torch.Tensor) -> torch.Tensor:
+        """``[B, n, L]`` inputs and ``[B, n, L, L]`` mask -> ``[B, n * H]`` first-token vectors."""
+        batch, n, length = input_ids.shape
+        input_ids = input_ids.reshape(batch * n, length)
+        position_ids = position_ids.reshape(batch * n, length)
+        mask = attention_mask.reshape(batch * n, length, length).bool()
+        embeddings = self.embed(input_ids, mask, position_ids)
+        # A ready 4-D additive mask is used as is by every attention implementation. -1e4 (not finfo.min)
+        # stays finite when autocast moves it to fp16/bf16, so fully masked padding rows cannot turn into NaN.
+        additive = (~mask)[:, None].to(embeddings.dtype) * MASKED
+        output = self.encoder(inputs_embeds=embeddings, attention_mask=additive, position_ids=position_ids)
+        hidden = output.last_hidden_state[:, 0]
+        return hidden.reshape(batch, n * hidden.shape[-1])
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                position_ids: torch.Tensor) -> torch.Tensor:
+        if input_ids.dim() == 2:  # one function per row
+            input_ids, attention_mask, position_ids = (
+                input_ids.unsqueeze(1), attention_mask.unsqueeze(1), position_ids.unsqueeze(1))
+        return self.classifier(self.features(input_ids, attention_mask, position_ids))
+
+
+def build_graphcodebert_classifier(encoder: PreTrainedModel, num_inputs: int = 1,
+                                   num_labels: int = 2) -> GraphCodeBERTClassifier:
+    """A GraphCodeBERT classifier around a RoBERTa-layout encoder (e.g. ``microsoft/graphcodebert-base``)."""
+    return GraphCodeBERTClassifier(encoder, num_inputs=num_inputs, num_labels=num_labels)

@@ -1,0 +1,35 @@
+"""Classification metrics shared by every LightningModule (torchmetrics, reduced across ranks)."""
+
+from __future__ import annotations
+
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassF1Score,
+    MulticlassPrecision,
+    MulticlassRecall,
+)
+
+METRIC_NAMES = ("accuracy", "precision", "recall", "f1")
+
+
+def classification_metrics(num_labels: int = 2) -> MetricCollection:
+    """Accuracy over all examples; precision, recall and F1 per class (see :func:`scalar_metrics`)."""
+    per_class = {"num_classes": num_labels, "average": None}
+    return MetricCollection({
+        "accuracy": MulticlassAccuracy(num_classes=num_labels, average="micro"),
+        "precision": MulticlassPrecision(**per_class),
+        "recall": MulticlassRecall(**per_class),
+        "f1": MulticlassF1Score(**per_class),
+    })
+
+
+def scalar_metrics(collection: MetricCollection, positive_label: int | None = 1) -> dict[str, float]:
+    """Plain floats: precision/recall/F1 of ``positive_label`` (clone, vulnerable), or their macro
+    average when ``positive_label`` is None (tasks with more than two classes)."""
+    values = {}
+    for name, value in collection.compute().items():
+        if value.dim():
+            value = value.mean() if positive_label is None else value[positive_label]
+        values[name] = float(value)
+    return values

@@ -1,0 +1,59 @@
+"""Fine-tuning the teacher: any Hugging Face encoder with a single or pair classification head."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch.nn.functional as F
+
+from lit_compressor.models.classifier import CodeClassifier
+from lit_compressor.models.hf_folder import load_pretrained_encoder
+from lit_compressor.modules.base import ClassifierModule
+
+
+def build_teacher(model_name_or_path: str, num_inputs: int, num_labels: int, kind: str = "plain"):
+    """``(classifier, tokenizer)`` around a pre-trained encoder (local folder or hub id)."""
+    encoder, tokenizer = load_pretrained_encoder(model_name_or_path)
+    if kind == "graphcodebert":
+        from lit_compressor.graphcodebert.model import build_graphcodebert_classifier
+
+        return build_graphcodebert_classifier(encoder, num_inputs, num_labels), tokenizer
+    return CodeClassifier(encoder, num_inputs=num_inputs, num_labels=num_labels), tokenizer
+
+
+class TeacherModule(ClassifierModule):
+    """Fine-tunes a pre-trained encoder on the labelled split with cross-entropy.
+
+    ``kind: graphcodebert`` feeds GraphCodeBERT's data-flow inputs (``language`` picks the parser).
+    """
+
+    train_split = "labelled"
+
+    def __init__(self, model_name_or_path: str = "sentence-transformers/all-MiniLM-L6-v2",
+                 kind: Literal["plain", "graphcodebert"] = "plain", language: Literal["java", "c"] = "java",
+                 flow_length: int = 64, num_inputs: int = 2, num_labels: int = 2, positive_label: int = 1,
+                 block_size: int = 400, lr: float = 2e-5, weight_decay: float = 0.0, warmup_ratio: float = 0.1,
+                 output_dir: str | None = None):
+        super().__init__(num_inputs, num_labels, positive_label, block_size, lr, weight_decay, warmup_ratio,
+                         output_dir)
+        self.save_hyperparameters()
+        self.kind, self.language, self.flow_length = kind, language, flow_length
+        self.model, self.tokenizer = build_teacher(model_name_or_path, num_inputs, num_labels, kind)
+
+    @property
+    def code_encoder(self):
+        if self._code_encoder is None and self.kind == "graphcodebert":
+            from lit_compressor.graphcodebert.inputs import GraphCodeEncoder
+
+            self._code_encoder = GraphCodeEncoder(self.tokenizer, code_length=self.block_size - self.flow_length,
+                                                  flow_length=self.flow_length, language=self.language)
+        return super().code_encoder
+
+    def training_step(self, batch: dict, batch_idx: int):
+        loss = F.cross_entropy(self(batch), batch["labels"])
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def export_metadata(self) -> dict:
+        return {**super().export_metadata(), "kind": self.kind, "language": self.language,
+                "flow_length": self.flow_length}

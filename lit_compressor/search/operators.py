@@ -1,0 +1,63 @@
+"""Compressor's variation operators, written for a DEAP toolbox (``toolbox.register("mate", ...)``).
+
+Each takes a local ``random.Random`` so a search never touches the global RNG, and repairs its
+children so H divides by A (see :mod:`lit_compressor.search.space`).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from lit_compressor.errors import UserError
+from lit_compressor.search.space import SearchSpace
+
+MAX_DEDUP_TRIES = 10_000
+# Genome indices in the order crossover cuts and mutation resamples from its locus on: V, L, H, A, D.
+# V first: only a whole-genome mutation moves it (a random V is rarely good), while the tail
+# (H, A, D) moves together often, which is how the search slides along a size budget.
+VARIATION_ORDER = (4, 0, 1, 2, 3)
+
+
+def one_point_crossover(ind1: list[int], ind2: list[int], space: SearchSpace,
+                        rng: random.Random) -> tuple[list[int], list[int]]:
+    """Swap the genes from a random cut (1..len-1) onward, in place, as Compressor's crossover."""
+    cut = rng.randint(1, len(VARIATION_ORDER) - 1)
+    for index in VARIATION_ORDER[cut:]:
+        ind1[index], ind2[index] = ind2[index], ind1[index]
+    space.repair(ind1)
+    space.repair(ind2)
+    return ind1, ind2
+
+
+def resample_mutation(individual: list[int], space: SearchSpace, rng: random.Random) -> tuple[list[int]]:
+    """Give every gene from a random locus onward a new allowed value, in place (Compressor's mutation)."""
+    locus = rng.randint(0, len(VARIATION_ORDER) - 1)
+    for index in VARIATION_ORDER[locus:]:
+        space.resample(individual, index, rng)
+    space.repair(individual)
+    return (individual,)
+
+
+def vary(parent1: list[int], parent2: list[int], *, clone: Callable, mate: Callable, mutate: Callable,
+         crossover_rate: float, rng: random.Random) -> tuple[list[int], list[int]]:
+    """Two children: crossover with probability ``crossover_rate``, else both parents mutated."""
+    child1, child2 = clone(parent1), clone(parent2)
+    if rng.random() < crossover_rate:
+        mate(child1, child2)
+    else:
+        mutate(child1)
+        mutate(child2)
+    for child in (child1, child2):
+        del child.fitness.values
+    return child1, child2
+
+
+def make_unique(individual: list[int], seen: set[tuple[int, ...]], mutate: Callable) -> list[int]:
+    """Mutate ``individual`` until no genome in ``seen`` equals it (Compressor's duplicate rule)."""
+    for _ in range(MAX_DEDUP_TRIES):
+        if tuple(individual) not in seen:
+            return individual
+        mutate(individual)
+    raise UserError(f"could not find a new genome after {MAX_DEDUP_TRIES} mutations: the search space is "
+                    "nearly exhausted.", fix="Lower the population or widen the search space.")

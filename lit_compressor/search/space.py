@@ -1,0 +1,135 @@
+"""The search space: the five genes, their allowed values, and the fixed settings of the student.
+
+A genome is a tuple of five ints in :data:`GENE_ORDER` (L, H, A, D, V), the order of the fields of
+:class:`StudentArchitecture`; crossover cuts this order.
+
+The constraint "H divides by A" is kept by **repair**, never by rejection: :meth:`SearchSpace.repair`
+keeps H and replaces A by the largest allowed head count ``<= A`` that divides H (else the smallest
+that does); if no allowed A divides H, H moves to the nearest allowed value that has a divisor
+(ties: the smaller H), then A is repaired. Repair consumes no random numbers, so a seeded search
+stays reproducible, and every genome the operators return can be built.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Literal
+
+from lit_compressor.errors import UserError
+from lit_compressor.models.architecture import StudentArchitecture
+
+GENE_ORDER = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size", "vocab_size")
+Genome = tuple[int, int, int, int, int]
+
+
+@dataclass
+class Gene:
+    """Allowed values of one gene: ``choices``, or the range ``min..max`` (inclusive) by ``step``."""
+
+    min: int | None = None
+    max: int | None = None
+    step: int = 1
+    choices: list[int] | None = None
+
+    def values(self, name: str = "gene") -> list[int]:
+        if self.choices is not None:
+            values = sorted(set(self.choices))
+        elif self.min is None or self.max is None:
+            raise UserError(f"search space gene {name!r} needs either choices or min and max.")
+        elif self.step < 1 or self.min > self.max:
+            raise UserError(f"search space gene {name!r}: empty range min={self.min} max={self.max} "
+                            f"step={self.step}.")
+        else:
+            values = list(range(self.min, self.max + 1, self.step))
+        if not values or values[0] < 1:
+            raise UserError(f"search space gene {name!r} must allow only positive values, got {values[:5]}.")
+        return values
+
+
+@dataclass
+class SearchSpace:
+    """The genes Compressor searches (defaults: the paper's space) and the fixed student settings."""
+
+    num_hidden_layers: Gene = field(default_factory=lambda: Gene(1, 12, 1))
+    hidden_size: Gene = field(default_factory=lambda: Gene(16, 768, 16))
+    num_attention_heads: Gene = field(default_factory=lambda: Gene(choices=[1, 2, 4, 8]))
+    intermediate_size: Gene = field(default_factory=lambda: Gene(32, 3072, 32))
+    vocab_size: Gene = field(default_factory=lambda: Gene(1000, 50000, 1000))
+    block_size: int = 400
+    """Tokens per function: the sequence length FLOPs and latency are priced at."""
+    max_positions: int | None = None
+    """Position embeddings of the student; default ``block_size + 2`` (RoBERTa's offset)."""
+    num_inputs: Literal[1, 2] = 1
+    """1: one function per example (vulnerability prediction), 2: a pair (clone detection)."""
+    family: Literal["roberta", "bert"] = "roberta"
+    num_labels: int = 2
+
+    @property
+    def positions(self) -> int:
+        return self.block_size + 2 if self.max_positions is None else self.max_positions
+
+    @cached_property
+    def values(self) -> tuple[list[int], ...]:
+        """Allowed values of each gene, in :data:`GENE_ORDER`; raises ``UserError`` if none is valid."""
+        values = tuple(getattr(self, name).values(name) for name in GENE_ORDER)
+        heads = values[2]
+        if not any(h % a == 0 for h in values[1] for a in heads):
+            raise UserError(f"the search space has no valid genome: no hidden_size in {values[1][:8]}... "
+                            f"divides by any num_attention_heads in {heads}.",
+                            fix="Allow hidden sizes that are multiples of a head count.")
+        return values
+
+    @cached_property
+    def _valid_hidden(self) -> list[int]:
+        return [h for h in self.values[1] if any(h % a == 0 for a in self.values[2])]
+
+    def size(self) -> int:
+        """Number of valid genomes."""
+        layers, hidden, heads, inter, vocab = self.values
+        return len(layers) * len(inter) * len(vocab) * sum(h % a == 0 for h in hidden for a in heads)
+
+    def repair(self, genome: list[int]) -> list[int]:
+        """Make ``genome`` (in place) satisfy H % A == 0, keeping H when possible (see module doc)."""
+        heads = self.values[2]
+        hidden, count = genome[1], genome[2]
+        if hidden % count == 0:
+            return genome
+        divisors = [a for a in heads if hidden % a == 0]
+        if not divisors:
+            hidden = min(self._valid_hidden, key=lambda h: (abs(h - hidden), h))
+            divisors = [a for a in heads if hidden % a == 0]
+        below = [a for a in divisors if a <= count]
+        genome[1], genome[2] = hidden, (max(below) if below else min(divisors))
+        return genome
+
+    def random_genome(self, rng: random.Random) -> list[int]:
+        return self.repair([rng.choice(values) for values in self.values])
+
+    @cached_property
+    def _positions(self) -> tuple[dict[int, int], ...]:
+        return tuple({v: i for i, v in enumerate(values)} for values in self.values)
+
+    def resample(self, genome: list[int], index: int, rng: random.Random) -> None:
+        """Give gene ``index`` a different allowed value (as Compressor's mutation), when there is one."""
+        values = self.values[index]
+        if len(values) < 2:
+            return
+        current = self._positions[index].get(genome[index], len(values))
+        import os
+        w = int(os.environ.get("WIN", "0"))
+        if w and current < len(values) and rng.random() < float(os.environ.get("PLOC", "0.5")):
+            lo, hi = max(0, current - w), min(len(values) - 1, current + w)
+            pick = rng.randrange(lo, hi)
+            genome[index] = values[pick + 1 if pick >= current else pick]
+            return
+        pick = rng.randrange(len(values) - 1)
+        genome[index] = values[pick + 1 if pick >= current else pick]
+
+    def architecture(self, genome: Genome | list[int]) -> StudentArchitecture:
+        return StudentArchitecture(**dict(zip(GENE_ORDER, genome, strict=True)))
+
+
+def genome_of(architecture: StudentArchitecture) -> Genome:
+    return tuple(getattr(architecture, name) for name in GENE_ORDER)  # type: ignore[return-value]
