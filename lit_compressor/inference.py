@@ -52,7 +52,7 @@ class TorchRunner:
 class OrtRunner:
     """Token tensors -> logits with an ONNX Runtime session (CPU)."""
 
-    def __init__(self, path: Path, threads: int | None = None):
+    def __init__(self, path: Path, threads: int | None = None, spin: bool = False):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -60,8 +60,8 @@ class OrtRunner:
         if threads:
             options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        # Spinning worker threads burn the cores an IDE (or a second model) needs; measured faster too.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Spinning worker threads burn cores the IDE needs, and on a busy CPU they were slower too.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         self.path = path
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
@@ -127,7 +127,8 @@ class TinyClassifier:
         rows = [(row,) if isinstance(row, str) else tuple(row) for row in rows]
         for row in rows:
             if len(row) != self.num_inputs:
-                raise UserError(f"this model reads {self.num_inputs} function(s) per prediction, got {len(row)}.",
+                raise UserError(f"this model reads {self.num_inputs} function(s) per prediction, "
+                                f"got {len(row)}.",
                                 fix="Pass one code string, or a (code_a, code_b) pair for a pair model.")
         predictions: list[Prediction] = []
         for start in range(0, len(rows), batch_size):

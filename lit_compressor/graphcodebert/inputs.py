@@ -44,7 +44,10 @@ def subword_ids(tokenizer: PreTrainedTokenizerBase, tokens: Sequence[str]) -> li
         return []
     # "@ tok" -> ["@", "Ġtok", ...]: the "@" is split off by the byte-level pre-tokenizer and dropped.
     texts = [tokens[0]] + ["@ " + token for token in tokens[1:]]
-    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    if tokenizer.is_fast:  # the Rust tokenizer directly: the Python wrapper costs more than the BPE
+        ids = [e.ids for e in tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False)]
+    else:
+        ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
     return [ids[0]] + [row[1:] for row in ids[1:]]
 
 
@@ -95,13 +98,17 @@ def graph_attention_mask(item: GraphInput, length: int) -> torch.Tensor:
     mask[:code, :code] = True
     mask[0, :total] = True
     mask[code - 1, :total] = True
-    for i, ((start, end), sources) in enumerate(zip(item.node_spans, item.node_edges, strict=True)):
-        node = code + i
-        mask[node, node] = True
-        mask[node, start:end] = True
-        mask[start:end, node] = True
-        for source in sources:
-            mask[node, code + source] = True
+    if total > code:
+        nodes = torch.arange(code, total)
+        spans = torch.tensor(item.node_spans).reshape(-1, 2)
+        columns = torch.arange(length)
+        aligned = (columns >= spans[:, :1]) & (columns < spans[:, 1:])  # [nodes, length]
+        mask[code:total] |= aligned
+        mask[:, code:total] |= aligned.T
+        mask[nodes, nodes] = True
+        rows = [code + i for i, sources in enumerate(item.node_edges) for _ in sources]
+        sources = [code + j for node_sources in item.node_edges for j in node_sources]
+        mask[rows, sources] = True
     return mask
 
 

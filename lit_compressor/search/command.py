@@ -29,8 +29,8 @@ from lit_compressor.search.ga import (
     EvolutionState,
     compressor_fitness,
     define_type,
-    evolve,
     evaluate_all,
+    evolve,
     initial_population,
     make_toolbox,
 )
@@ -56,17 +56,19 @@ def is_rank_zero() -> bool:
 def _check(space: SearchSpace, mode: str, target_mb: float, population: int, generations: int, restarts: int,
            crossover_rate: float, size_kind: str, max_size_mb: float | None) -> None:
     if population < 2 or generations < 0 or restarts < 1 or not 0.0 <= crossover_rate <= 1.0:
-        raise UserError(f"need population >= 2, generations >= 0, restarts >= 1 and 0 <= crossover_rate <= 1; "
-                        f"got {population}, {generations}, {restarts}, {crossover_rate}.")
+        raise UserError("need population >= 2, generations >= 0, restarts >= 1 and 0 <= crossover_rate <= 1;"
+                        f" got {population}, {generations}, {restarts}, {crossover_rate}.")
     if population > space.size():
         raise UserError(f"population {population} is larger than the search space ({space.size()} genomes).")
     low, high = size_bounds(space, size_kind)
-    if mode == "ga" and (high < target_mb * (1 - TARGET_TOLERANCE) or low > target_mb * (1 + TARGET_TOLERANCE)):
-        raise UserError(f"no genome in the search space is within 5% of target_mb={target_mb}: its {size_kind} "
-                        f"sizes range from {low:.4f} MB to {high:.2f} MB.",
+    reachable = low * (1 - TARGET_TOLERANCE) <= target_mb <= high * (1 + TARGET_TOLERANCE)
+    if mode == "ga" and not reachable:
+        raise UserError(f"no genome in the search space is within 5% of target_mb={target_mb}: its "
+                        f"{size_kind} sizes range from {low:.4f} MB to {high:.2f} MB.",
                         fix="Choose a target in that range or widen the search space.")
     if mode == "nsga2" and max_size_mb is not None and max_size_mb < low:
-        raise UserError(f"max_size_mb={max_size_mb} is below the smallest genome of the space ({low:.4f} MB).")
+        raise UserError(f"max_size_mb={max_size_mb} is below the smallest genome of the space "
+                        f"({low:.4f} MB).")
 
 
 def _describe(genome: Genome, space: SearchSpace) -> dict:
@@ -75,7 +77,8 @@ def _describe(genome: Genome, space: SearchSpace) -> dict:
 
 def run_search(space: SearchSpace | None = None, target_mb: float = 3.0, mode: Literal["ga", "nsga2"] = "ga",
                population: int = 50, generations: int = 100, crossover_rate: float = 0.6, restarts: int = 10,
-               seed: int = 42, size_kind: Literal["fp32", "int8"] = "fp32", pick_rule: Pick = "max_flops",
+               local_mutation: float = 0.8, seed: int = 42, size_kind: Literal["fp32", "int8"] = "fp32",
+               pick_rule: Pick = "max_flops",
                max_size_mb: float | None = None, max_latency_ms: float | None = None,
                latency_cache: Path = DEFAULT_CACHE, output: Path = Path("runs/search"), resume: bool = True,
                latency_table: LatencyTable | None = None, plot: bool = True) -> SearchResult | None:
@@ -89,7 +92,8 @@ def run_search(space: SearchSpace | None = None, target_mb: float = 3.0, mode: L
     output.mkdir(parents=True, exist_ok=True)
     settings = json.loads(json.dumps({
         "mode": mode, "seed": seed, "space": asdict(space), "target_mb": target_mb, "population": population,
-        "crossover_rate": crossover_rate, "restarts": restarts, "size_kind": size_kind,
+        "crossover_rate": crossover_rate, "restarts": restarts, "local_mutation": local_mutation,
+        "size_kind": size_kind,
         # a finished restart cannot be extended: only a single-restart search resumes to more generations
         "generations": generations if restarts > 1 else None}))
 
@@ -101,7 +105,7 @@ def run_search(space: SearchSpace | None = None, target_mb: float = 3.0, mode: L
         individual = define_type("ParetoGenome", WEIGHTS)
         latency_table = latency_table or load_or_measure(latency_cache)
         evaluate, select = pareto_objectives(space, latency_table, size_kind), tools.selNSGA2
-    toolbox = make_toolbox(space, rng, individual, evaluate, select, crossover_rate)
+    toolbox = make_toolbox(space, rng, individual, evaluate, select, crossover_rate, local_mutation)
     record = _ga_record if mode == "ga" else _nsga_record
 
     ckpt_path = output / checkpoint.CHECKPOINT_NAME
@@ -168,8 +172,8 @@ def run_search(space: SearchSpace | None = None, target_mb: float = 3.0, mode: L
 def _ga_record(restart: int, generation: int, population: list) -> dict:
     fitness = [ind.fitness.values[0] for ind in population]
     best = max(range(len(population)), key=lambda i: fitness[i])
-    return {"restart": restart, "generation": generation, "best_fitness": fitness[best], "mean_fitness": sum(fitness) / len(fitness),
-            "best": list(population[best])}
+    return {"restart": restart, "generation": generation, "best_fitness": fitness[best],
+            "mean_fitness": sum(fitness) / len(fitness), "best": list(population[best])}
 
 
 def _nsga_record(restart: int, generation: int, population: list) -> dict:
@@ -181,10 +185,11 @@ def _nsga_record(restart: int, generation: int, population: list) -> dict:
 
 def search(space: SearchSpace | None = None, target_mb: float = 3.0, mode: Literal["ga", "nsga2"] = "ga",
            population: int = 50, generations: int = 100, crossover_rate: float = 0.6, restarts: int = 10,
-           seed: int = 42,
-           size_kind: Literal["fp32", "int8"] = "fp32", pick: Pick = "max_flops", max_size_mb: float | None = None,
-           max_latency_ms: float | None = None, latency_cache: Path = DEFAULT_CACHE,
-           output: Path = Path("runs/search"), resume: bool = True) -> dict | None:
+           local_mutation: float = 0.8, seed: int = 42,
+           size_kind: Literal["fp32", "int8"] = "fp32", pick: Pick = "max_flops",
+           max_size_mb: float | None = None, max_latency_ms: float | None = None,
+           latency_cache: Path = DEFAULT_CACHE, output: Path = Path("runs/search"),
+           resume: bool = True) -> dict | None:
     """Search a student architecture with Compressor's GA or NSGA-II, and write it to ``output``.
 
     Args:
@@ -194,9 +199,10 @@ def search(space: SearchSpace | None = None, target_mb: float = 3.0, mode: Liter
         population: Genomes per generation.
         generations: Generations to run (a resumed search runs only the missing ones).
         crossover_rate: Probability of one-point crossover; otherwise both parents are mutated.
+        local_mutation: Probability that a mutated gene moves to a near value (0: Compressor's redraw).
         restarts: Independent runs (Compressor: 10); the best genome (GA) or the joint front (NSGA-II) wins.
         seed: Seed of the search's own random generator: same seed, same result.
-        size_kind: Which size the search sees: ``fp32`` weights (Compressor) or ``int8`` (dynamic quantization).
+        size_kind: The size the search sees: ``fp32`` weights (Compressor) or ``int8`` (dynamic quantization).
         pick: NSGA-II only: which front member to return (``max_flops``, ``min_latency``, ``min_size``).
         max_size_mb: NSGA-II only: size budget of the pick.
         max_latency_ms: NSGA-II only: latency budget of the pick (this machine's CPU).
@@ -204,12 +210,13 @@ def search(space: SearchSpace | None = None, target_mb: float = 3.0, mode: Liter
         output: Folder for architecture.yaml, report.json, search.png and the checkpoint.
         resume: Resume from ``output/checkpoint.json`` when it exists.
     """
-    result = run_search(space, target_mb, mode, population, generations, crossover_rate, restarts, seed,
-                        size_kind, pick,
-                        max_size_mb, max_latency_ms, latency_cache, output, resume)
+    result = run_search(space, target_mb, mode, population, generations, crossover_rate, restarts,
+                        local_mutation, seed, size_kind, pick, max_size_mb, max_latency_ms, latency_cache,
+                        output, resume)
     if result is None:
         return None
     best = result.report["best"]
-    print(f"best: {result.architecture.to_dict()}  {best['size_mb']:.3f} MB fp32, {best['int8_mb']:.3f} MB int8, "
-          f"{best['gflops']:.3f} GFLOPs -> {result.output / 'architecture.yaml'}")
+    print(f"best: {result.architecture.to_dict()}  {best['size_mb']:.3f} MB fp32, "
+          f"{best['int8_mb']:.3f} MB int8, {best['gflops']:.3f} GFLOPs -> "
+          f"{result.output / 'architecture.yaml'}")
     return best

@@ -53,7 +53,8 @@ def linear_params(genome: Genome, space: SearchSpace) -> tuple[int, int, int]:
 
 def count_params(genome: Genome, space: SearchSpace) -> int:
     layers, hidden, _, _, vocab = genome
-    embeddings = (vocab + space.positions + 1) * hidden + 2 * hidden  # word, position, 1 token type, LayerNorm
+    # word, position and one token-type embedding, and a LayerNorm
+    embeddings = (vocab + space.positions + 1) * hidden + 2 * hidden
     weights, biases, _ = linear_params(genome, space)
     layer_norms = layers * 2 * 2 * hidden
     return embeddings + weights + biases + layer_norms

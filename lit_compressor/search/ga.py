@@ -11,9 +11,10 @@ Mirrors ``searcher.py`` of the Compressor research code (soarsmu/Compressor):
 - fitness ``GFLOPs - |size_MB - target_MB|``;
 - the whole search is repeated ``restarts`` times (Compressor: 10) and the best genome of all kept.
 
-Differences: genes are crossed and mutated in the order V, L, H, A, D (see
-:mod:`lit_compressor.search.operators`), H % A == 0 is kept by repair, restart r draws from
-``random.Random(f"{seed}:{r}")`` instead of the global RNG.
+Differences: a mutated gene moves to a near value with probability ``local_mutation`` (0.8; 0 is
+Compressor's uniform redraw, see :func:`~lit_compressor.search.operators.resample_mutation`); genes
+are crossed and mutated in the order V, L, H, A, D; H % A == 0 is kept by repair; restart r draws
+from its own ``random.Random(f"{seed}:{r}")``, never from the global RNG.
 """
 
 from __future__ import annotations
@@ -50,13 +51,13 @@ def compressor_fitness(space: SearchSpace, target_mb: float, size_kind: str = "f
 
 
 def make_toolbox(space: SearchSpace, rng: random.Random, individual: type, evaluate: Callable,
-                 select: Callable, crossover_rate: float = 0.6) -> base.Toolbox:
-    """A toolbox with our operators: ``individual``, ``mate``, ``mutate``, ``vary``, ``evaluate``, ``select``."""
+                 select: Callable, crossover_rate: float = 0.6, local_mutation: float = 0.8) -> base.Toolbox:
+    """A toolbox with our operators registered: individual, mate, mutate, vary, unique, evaluate, select."""
     toolbox = base.Toolbox()
     toolbox.register("clone", individual)  # a fresh list with an empty fitness: cheaper than deepcopy
     toolbox.register("individual", lambda: individual(space.random_genome(rng)))
     toolbox.register("mate", one_point_crossover, space=space, rng=rng)
-    toolbox.register("mutate", resample_mutation, space=space, rng=rng)
+    toolbox.register("mutate", resample_mutation, space=space, rng=rng, local_rate=local_mutation)
     toolbox.register("vary", vary, clone=toolbox.clone, mate=toolbox.mate, mutate=toolbox.mutate,
                      crossover_rate=crossover_rate, rng=rng)
     toolbox.register("unique", make_unique, mutate=toolbox.mutate)
@@ -118,8 +119,9 @@ def evolve(toolbox: base.Toolbox, rng: random.Random, state: EvolutionState, ind
     for generation in range(state.generation + 1, generations + 1):
         children = breed(toolbox, rng, population, mu)
         population = toolbox.select(population + children, mu)
+        history = state.history + [record(state.restart, generation, population)]
         state = EvolutionState(state.restart, generation, [list(ind) for ind in population], rng.getstate(),
-                               state.history + [record(state.restart, generation, population)], state.finished)
+                               history, state.finished)
         if on_generation is not None:
             on_generation(state)
     return population, state

@@ -47,7 +47,8 @@ def pick(front: list, rule: Pick = "max_flops", max_size_mb: float | None = None
         smallest = min(ind.fitness.values[0] for ind in front)
         fastest = min(ind.fitness.values[2] for ind in front)
         raise UserError(f"no genome on the Pareto front fits max_size_mb={max_size_mb} and "
-                        f"max_latency_ms={max_latency_ms} (smallest {smallest:.3f} MB, fastest {fastest:.2f} ms).",
+                        f"max_latency_ms={max_latency_ms} (smallest {smallest:.3f} MB, "
+                        f"fastest {fastest:.2f} ms).",
                         fix="Relax a budget.")
     key = {"max_flops": lambda ind: -ind.fitness.values[1],
            "min_latency": lambda ind: ind.fitness.values[2],

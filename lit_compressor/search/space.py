@@ -111,20 +111,16 @@ class SearchSpace:
     def _positions(self) -> tuple[dict[int, int], ...]:
         return tuple({v: i for i, v in enumerate(values)} for values in self.values)
 
-    def resample(self, genome: list[int], index: int, rng: random.Random) -> None:
-        """Give gene ``index`` a different allowed value (as Compressor's mutation), when there is one."""
+    def resample(self, genome: list[int], index: int, rng: random.Random, window: int | None = None) -> None:
+        """Give gene ``index`` another allowed value: any (Compressor), or within ``window`` steps of it."""
         values = self.values[index]
+        current = self._positions[index].get(genome[index], len(values))
         if len(values) < 2:
             return
-        current = self._positions[index].get(genome[index], len(values))
-        import os
-        w = int(os.environ.get("WIN", "0"))
-        if w and current < len(values) and rng.random() < float(os.environ.get("PLOC", "0.5")):
-            lo, hi = max(0, current - w), min(len(values) - 1, current + w)
-            pick = rng.randrange(lo, hi)
-            genome[index] = values[pick + 1 if pick >= current else pick]
-            return
-        pick = rng.randrange(len(values) - 1)
+        low, high = 0, len(values) - 1
+        if window and current < len(values):
+            low, high = max(0, current - window), min(len(values) - 1, current + window)
+        pick = rng.randrange(low, high)  # one of the high - low other positions in [low, high]
         genome[index] = values[pick + 1 if pick >= current else pick]
 
     def architecture(self, genome: Genome | list[int]) -> StudentArchitecture:

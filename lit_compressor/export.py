@@ -1,0 +1,227 @@
+"""``lit-compressor export``: a student folder -> safetensors folder, validated ONNX, int8 ONNX.
+
+Files written to ``output``:
+
+- the Hugging Face folder (``config.json``, ``model.safetensors``, tokenizer files);
+- ``model.onnx``: standard ONNX ops, any ONNX runtime;
+- ``model.optimized.onnx``: the same graph with ONNX Runtime's fused CPU kernels (Attention,
+  SkipLayerNormalization, BiasGelu; ``com.microsoft`` ops, so ONNX Runtime only);
+- ``model.int8.onnx``: ONNX Runtime dynamic int8 quantisation of the optimized graph;
+- ``export.json``: sizes, the ONNX-vs-PyTorch check and the accuracy of every form on a test slice.
+
+int8 is done in ONNX rather than with ``torch.ao`` dynamic quantisation: a quantised PyTorch module
+only round-trips through pickle (``torch.save``), which we never ship, while an int8 ONNX file is
+plain protobuf that ONNX Runtime loads safely on every platform an IDE plug-in runs on.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import random
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lit_compressor.data.readers import Example, read_functions, read_jsonl, read_pairs
+from lit_compressor.errors import UserError
+from lit_compressor.inference import DEFAULT_BLOCK_SIZE, OrtRunner, TorchRunner, softmax
+from lit_compressor.models.classifier import CodeClassifier
+from lit_compressor.models.hf_folder import load_classifier, save_classifier
+from lit_compressor.tokenization import CodeEncoder
+
+ONNX_TOLERANCE = 1e-4
+MODEL_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "model.onnx", "export.json")
+
+
+def read_eval_examples(data: Path, limit: int | None = None, seed: int = 0) -> list[Example]:
+    """Real test examples from ``data``: a BigCloneBench folder (``data.jsonl`` + ``test.txt``), a
+    folder with ``test.jsonl`` (Devign), a pair file next to its ``data.jsonl``, or a JSONL file.
+
+    ``limit`` takes a seeded random sample (the test files are sorted by label), in file order.
+    """
+    data = Path(data)
+    if data.is_dir():
+        if (data / "test.txt").is_file() and (data / "data.jsonl").is_file():
+            data = data / "test.txt"
+        elif (data / "test.jsonl").is_file():
+            data = data / "test.jsonl"
+        else:
+            raise UserError("no test split found (test.txt with data.jsonl, or test.jsonl).", data,
+                            "Point --data at a task folder or at a test file.")
+    if data.suffix == ".jsonl":
+        examples = read_jsonl(data)
+    else:
+        examples = read_pairs(data, read_functions(data.parent / "data.jsonl"), labelled=True)
+    if limit is not None and limit < len(examples):
+        keep = sorted(random.Random(seed).sample(range(len(examples)), limit))
+        examples = [examples[i] for i in keep]
+    return examples
+
+
+class LogitsModule(torch.nn.Module):
+    """The exported graph: ``input_ids``/``attention_mask`` ``[B, n, L]`` -> ``logits`` ``[B, labels]``."""
+
+    def __init__(self, classifier: CodeClassifier):
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.classifier(input_ids, attention_mask)
+
+
+def export_onnx(model: CodeClassifier, sample: dict[str, torch.Tensor], path: Path) -> Path:
+    """Export with dynamic batch and length axes (TorchScript exporter, eager attention).
+
+    The eager attention graph (MatMul, Softmax, MatMul) is the one ONNX Runtime's transformer
+    optimizer fuses into its Attention kernel; SDPA's or the dynamo exporter's graphs are not.
+    """
+    model = copy.deepcopy(model).eval()
+    if hasattr(model.encoder, "set_attn_implementation"):
+        model.encoder.set_attn_implementation("eager")
+    axes = {0: "batch", 2: "length"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(LogitsModule(model).eval(), (sample["input_ids"], sample["attention_mask"]),
+                          str(path), input_names=["input_ids", "attention_mask"], output_names=["logits"],
+                          dynamic_axes={"input_ids": axes, "attention_mask": axes, "logits": {0: "batch"}},
+                          opset_version=17, dynamo=False)
+    return path
+
+
+def optimize_onnx(source: Path, path: Path, config) -> Path:
+    """ONNX Runtime's transformer optimizer: fused Attention, SkipLayerNorm and Gelu CPU kernels."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    optimized = optimize_model(str(source), model_type="bert", num_heads=config.num_attention_heads,
+                               hidden_size=config.hidden_size, opt_level=0)
+    optimized.save_model_to_file(str(path))
+    return path
+
+
+def quantize_onnx(source: Path, path: Path) -> Path:
+    """Dynamic int8: int8 weights, activations quantised per batch at run time."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()  # the quantiser logs a pre-processing hint meant for CNNs at WARNING
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        # The fused com.microsoft ops have no ONNX shape inference: tell the quantiser their type.
+        quantize_dynamic(str(source), str(path), weight_type=QuantType.QInt8,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    finally:
+        root.setLevel(level)
+    return path
+
+
+def batched_logits(runner, encoder: CodeEncoder, examples: list[Example], batch_size: int = 8) -> np.ndarray:
+    """Logits of every example, batches padded to their longest function."""
+    out = []
+    for start in range(0, len(examples), batch_size):
+        batch = encoder.encode_codes([e.codes for e in examples[start:start + batch_size]])
+        out.append(runner(batch["input_ids"], batch["attention_mask"]))
+    return np.concatenate(out)
+
+
+def accuracy(logits: np.ndarray, examples: list[Example]) -> float | None:
+    labels = np.array([-1 if e.label is None else e.label for e in examples])
+    known = labels >= 0
+    return float((logits.argmax(-1)[known] == labels[known]).mean()) if known.any() else None
+
+
+def random_examples(num_inputs: int, count: int = 8) -> list[Example]:
+    """Stand-in code of varied lengths when no data set is given (the check then says so)."""
+    rng = random.Random(0)
+    words = ["int", "x", "=", "return", "if", "(", ")", "{", "}", ";", "for", "i", "+", "foo", "bar", "0"]
+    def code() -> str:
+        return " ".join(rng.choices(words, k=rng.randint(5, 300)))
+
+    return [Example(str(i), tuple(code() for _ in range(num_inputs))) for i in range(count)]
+
+
+def check_output(output: Path, model: Path, overwrite: bool) -> None:
+    """Refuse to mix this export with another model's files unless asked to."""
+    if output.exists() and not output.is_dir():
+        raise UserError("the output path is a file, not a folder.", output, "Give a folder path as --output.")
+    same = output.exists() and output.resolve() == model.resolve()
+    if output.is_dir() and any(output.iterdir()) and not same and not overwrite:
+        held = [name for name in MODEL_FILES if (output / name).exists()]
+        what = f"already holds another model ({', '.join(held)})" if held else "is not empty"
+        raise UserError(f"the output folder {what}.", output,
+                        "Choose an empty folder, or pass --overwrite true to replace its model files.")
+
+
+def file_sizes(folder: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def export(model: Path, output: Path, onnx: bool = True, int8: bool = True, overwrite: bool = False,
+           data: Path | None = None, samples: int = 200) -> dict[str, Any]:
+    """Export a student folder for shipping: safetensors folder, validated ONNX and int8 ONNX.
+
+    Args:
+        model: A folder written by training (``config.json``, ``model.safetensors``, tokenizer).
+        output: Folder to write; it must be empty (or ``model`` itself) unless ``overwrite``.
+        onnx: Write ``model.onnx`` and ``model.optimized.onnx``, checked against PyTorch within 1e-4.
+        int8: Also write ``model.int8.onnx`` (needs ``onnx``) and report its accuracy.
+        overwrite: Replace the model files of a non-empty output folder.
+        data: Test data for the checks: a task folder (BigCloneBench or Devign) or a test file.
+            Without it the ONNX check runs on made-up code and no accuracy is reported.
+        samples: How many test examples (a seeded sample) the checks and accuracies use.
+    """
+    model, output = Path(model), Path(output)
+    if int8 and not onnx:
+        raise UserError("int8 export quantises the ONNX model.", fix="Pass --onnx true, or --int8 false.")
+    check_output(output, model, overwrite)
+    classifier, tokenizer, metadata = load_classifier(model)
+    if overwrite and output.is_dir() and output.resolve() != model.resolve():
+        for name in ("model.onnx", "model.optimized.onnx", "model.int8.onnx", "export.json"):
+            (output / name).unlink(missing_ok=True)
+    if output.resolve() != model.resolve():  # in place, the folder already is the HF folder
+        extra = {k: v for k, v in metadata.items() if k != "num_inputs"}
+        save_classifier(classifier, tokenizer, output, extra)
+
+    block_size = int(metadata.get("block_size", DEFAULT_BLOCK_SIZE))
+    encoder = CodeEncoder(tokenizer, block_size)
+    if data is not None:
+        examples = read_eval_examples(data, samples)
+    else:
+        examples = random_examples(classifier.num_inputs)
+    report: dict[str, Any] = {
+        "model": str(model), "num_inputs": classifier.num_inputs, "block_size": block_size,
+        "parameters": sum(p.numel() for p in classifier.parameters()),
+        "check_inputs": f"{len(examples)} test examples from {data}" if data else "made-up code (no --data)",
+    }
+    reference = batched_logits(TorchRunner(classifier), encoder, examples)
+    report["accuracy"] = {"pytorch": accuracy(reference, examples)}
+    if onnx:
+        sample = encoder.encode_codes([e.codes for e in examples[:2]])
+        export_onnx(classifier, sample, output / "model.onnx")
+        optimize_onnx(output / "model.onnx", output / "model.optimized.onnx", classifier.config)
+        report["onnx_max_abs_diff"] = {}
+        for name in ("model.onnx", "model.optimized.onnx"):
+            logits = batched_logits(OrtRunner(output / name), encoder, examples)
+            diff = float(np.abs(logits - reference).max())
+            report["onnx_max_abs_diff"][name] = diff
+            if diff > ONNX_TOLERANCE:
+                raise RuntimeError(f"{output / name}: ONNX Runtime logits differ from PyTorch by {diff:.2e} "
+                                   f"(> {ONNX_TOLERANCE}); the export is wrong, please report it.")
+            report["accuracy"][name] = accuracy(logits, examples)
+    if int8:
+        quantize_onnx(output / "model.optimized.onnx", output / "model.int8.onnx")
+        logits = batched_logits(OrtRunner(output / "model.int8.onnx"), encoder, examples)
+        report["accuracy"]["model.int8.onnx"] = accuracy(logits, examples)
+        report["int8"] = {
+            "agreement_with_fp32": float((logits.argmax(-1) == reference.argmax(-1)).mean()),
+            "max_abs_prob_diff": float(np.abs(softmax(logits) - softmax(reference)).max()),
+        }
+    report["files"] = file_sizes(output)
+    (output / "export.json").write_text(json.dumps(report, indent=2) + "\n")
+    report["files"] = file_sizes(output)
+    return report

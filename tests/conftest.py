@@ -1,0 +1,63 @@
+"""Shared fixtures: the shipped real BigCloneBench sample, Devign slices and tiny random teachers."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch.set_num_threads(2)
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "bigclonebench-sample"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def sample_functions(limit: int = 300) -> list[str]:
+    with (SAMPLE / "data.jsonl").open() as handle:
+        return [json.loads(line)["func"] for line, _ in zip(handle, range(limit))]
+
+
+def make_tiny_teacher(folder: Path, family: str = "roberta", layers: int = 2) -> Path:
+    """A randomly initialised BERT or RoBERTa encoder saved as a Hugging Face folder, with a tokenizer."""
+    from transformers import AutoModel, AutoTokenizer, BertConfig, RobertaConfig
+
+    from lit_compressor.models.hf_folder import resolve_model_path
+    from lit_compressor.tokenization import train_student_tokenizer
+
+    torch.manual_seed(0)
+    shape = {"hidden_size": 32, "num_hidden_layers": layers, "num_attention_heads": 2, "intermediate_size": 64}
+    if family == "bert":
+        tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(MINILM))
+        config = BertConfig(vocab_size=tokenizer.vocab_size, max_position_embeddings=512, **shape)
+    else:
+        tokenizer = train_student_tokenizer(sample_functions(), 400)
+        config = RobertaConfig(vocab_size=400, max_position_embeddings=514, pad_token_id=1, bos_token_id=0,
+                               eos_token_id=2, type_vocab_size=1, **shape)
+    AutoModel.from_config(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_roberta(tmp_path_factory) -> Path:
+    return make_tiny_teacher(tmp_path_factory.mktemp("tiny_roberta"), "roberta")
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    return make_tiny_teacher(tmp_path_factory.mktemp("tiny_bert"), "bert")
+
+
+@pytest.fixture
+def sample_task():
+    from lit_compressor.data.datamodule import TaskData
+
+    return TaskData(format="bigclonebench", data_dir=str(SAMPLE),
+                    limit={"labelled": 64, "unlabelled": 64, "valid": 32, "test": 32})

@@ -1,0 +1,96 @@
+"""``lit-compressor export``: ONNX matches PyTorch on real code, int8 loads and is scored, safe output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lit_compressor.data.readers import read_functions
+from lit_compressor.errors import UserError
+from lit_compressor.export import ONNX_TOLERANCE, export, read_eval_examples
+from lit_compressor.models.architecture import StudentArchitecture, build_student
+from lit_compressor.models.hf_folder import save_classifier
+from lit_compressor.tokenization import train_student_tokenizer
+
+BCB = Path("/work/shared/data/bigclonebench")
+DEVIGN = Path("/work/shared/data/devign")
+TINY = StudentArchitecture(num_hidden_layers=2, hidden_size=64, num_attention_heads=2, intermediate_size=128,
+                           vocab_size=500)
+
+
+def make_student(folder: Path, num_inputs: int, texts: list[str], block_size: int = 128) -> Path:
+    """A real student folder: BPE tokenizer trained on real code, random weights."""
+    import torch
+
+    torch.manual_seed(num_inputs)
+    tokenizer = train_student_tokenizer(texts, TINY.vocab_size)
+    model = build_student(TINY, num_inputs=num_inputs, max_positions=block_size + 2)
+    return save_classifier(model, tokenizer, folder, {"block_size": block_size})
+
+
+@pytest.fixture(scope="module")
+def code() -> list[str]:
+    return list(read_functions(BCB / "data.jsonl").values())[:300]
+
+
+@pytest.fixture(scope="module")
+def pair_student(tmp_path_factory, code) -> Path:
+    return make_student(tmp_path_factory.mktemp("pair") / "student", 2, code)
+
+
+@pytest.fixture(scope="module")
+def single_student(tmp_path_factory, code) -> Path:
+    return make_student(tmp_path_factory.mktemp("single") / "student", 1, code)
+
+
+@pytest.fixture(scope="module")
+def pair_export(tmp_path_factory, pair_student) -> tuple[Path, dict]:
+    output = tmp_path_factory.mktemp("pair-export") / "out"
+    return output, export(pair_student, output, data=BCB, samples=24)
+
+
+def test_pair_export_matches_pytorch_on_real_pairs(pair_export):
+    output, report = pair_export
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "model.onnx", "model.optimized.onnx",
+                 "model.int8.onnx", "export.json"):
+        assert (output / name).is_file(), name
+    assert report["check_inputs"].startswith("24 test examples")
+    assert max(report["onnx_max_abs_diff"].values()) <= ONNX_TOLERANCE
+    assert json.loads((output / "export.json").read_text())["block_size"] == 128
+
+
+def test_single_export_matches_pytorch_on_real_functions(tmp_path, single_student):
+    report = export(single_student, tmp_path / "out", int8=False, data=DEVIGN, samples=16)
+    assert max(report["onnx_max_abs_diff"].values()) <= ONNX_TOLERANCE
+    assert not (tmp_path / "out" / "model.int8.onnx").exists()
+
+
+def test_int8_loads_and_reports_accuracy(pair_export):
+    import onnxruntime as ort
+
+    output, report = pair_export
+    session = ort.InferenceSession(str(output / "model.int8.onnx"), providers=["CPUExecutionProvider"])
+    ids = np.full((1, 2, 10), 5, dtype=np.int64)
+    assert session.run(["logits"], {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0].shape == (1, 2)
+    assert 0.0 <= report["accuracy"]["model.int8.onnx"] <= 1.0
+    assert 0.0 <= report["int8"]["agreement_with_fp32"] <= 1.0
+    assert report["files"]["model.int8.onnx"] < report["files"]["model.onnx"]
+
+
+def test_export_refuses_a_folder_with_another_model(tmp_path, pair_student, single_student):
+    output = tmp_path / "out"
+    export(single_student, output, onnx=False, int8=False)
+    with pytest.raises(UserError, match="overwrite") as error:
+        export(pair_student, output, onnx=False, int8=False)
+    assert str(output) in error.value.message
+    export(pair_student, output, onnx=False, int8=False, overwrite=True)
+    assert json.loads((output / "config.json").read_text())["lit_compressor"]["num_inputs"] == 2
+
+
+def test_eval_examples_are_a_seeded_mix_of_labels():
+    examples = read_eval_examples(BCB, 40)
+    assert {e.label for e in examples} == {0, 1}
+    assert [e.id for e in examples] == [e.id for e in read_eval_examples(BCB / "test.txt", 40)]
