@@ -224,4 +224,6 @@ def export(model: Path, output: Path, onnx: bool = True, int8: bool = True, over
     report["files"] = file_sizes(output)
     (output / "export.json").write_text(json.dumps(report, indent=2) + "\n")
     report["files"] = file_sizes(output)
+    sizes = ", ".join(f"{name} {size / 1e6:.2f} MB" for name, size in report["files"].items() if size > 1e5)
+    print(f"exported {model} -> {output}: {sizes}; accuracy {report['accuracy']}")
     return report

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lightning.pytorch.cli import LightningCLI
 
+from lit_compressor.callbacks import WandbSummary
 from lit_compressor.data.datamodule import CodeDataModule, TaskData
 from lit_compressor.modules.base import ClassifierModule
 
@@ -25,6 +26,7 @@ class LitCompressorCLI(LightningCLI):
         parser.link_arguments("data.block_size", "model.init_args.block_size")
         parser.add_argument("--test_after_fit", type=bool, default=True,
                             help="After fit, test the best checkpoint (writes metrics.json to output_dir).")
+        parser.add_lightning_class_args(WandbSummary, "wandb_summary")  # a no-op without a WandbLogger
 
     def after_fit(self) -> None:
         if self.config.fit.get("test_after_fit", True) and not self.trainer.interrupted:

@@ -51,6 +51,8 @@ def save_soft_labels(path: str | Path, labels: SoftLabels) -> Path:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     save_file({"logits": labels.logits.float().contiguous()}, tmp, metadata=metadata)
     os.replace(tmp, path)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a run killed mid-write
+        stale.unlink(missing_ok=True)
     return path
 
 

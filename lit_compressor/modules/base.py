@@ -8,6 +8,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from torch.utils.data import DistributedSampler
 from transformers import get_linear_schedule_with_warmup
 
 from lit_compressor.data.readers import Example
@@ -66,8 +67,26 @@ class ClassifierModule(L.LightningModule):
     def _positive(self) -> int | None:
         return self.positive_label if self.num_labels == 2 else None
 
+    def real_examples(self, batch: dict, batch_idx: int) -> torch.Tensor | slice:
+        """Rows of a validation/test batch that are not the duplicates a ``DistributedSampler`` pads with.
+
+        Under DDP, Lightning shards evaluation with a ``DistributedSampler``, which repeats the first
+        examples until every rank has as many; counting them would change the metrics. Rank ``r``'s
+        ``k``-th example sits at position ``r + k·world_size`` of the padded list, and the padding is
+        every position from ``len(dataset)`` on.
+        """
+        loaders = self.trainer.test_dataloaders if self.trainer.testing else self.trainer.val_dataloaders
+        loader = loaders[0] if isinstance(loaders, (list, tuple)) else loaders
+        sampler = getattr(loader, "sampler", None)
+        if (not isinstance(sampler, DistributedSampler) or sampler.drop_last or sampler.num_replicas == 1
+                or not loader.batch_size):
+            return slice(None)
+        local = torch.arange(len(batch["labels"])) + batch_idx * loader.batch_size
+        return (sampler.rank + local * sampler.num_replicas < len(sampler.dataset)).to(batch["labels"].device)
+
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self.val_metrics.update(self(batch).argmax(-1), batch["labels"])
+        real = self.real_examples(batch, batch_idx)
+        self.val_metrics.update(self(batch).argmax(-1)[real], batch["labels"][real])
 
     def on_validation_epoch_end(self) -> None:
         values = scalar_metrics(self.val_metrics, self._positive())
@@ -75,7 +94,8 @@ class ClassifierModule(L.LightningModule):
         self.val_metrics.reset()
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        self.test_metrics.update(self(batch).argmax(-1), batch["labels"])
+        real = self.real_examples(batch, batch_idx)
+        self.test_metrics.update(self(batch).argmax(-1)[real], batch["labels"][real])
 
     def on_test_epoch_end(self) -> None:
         values = scalar_metrics(self.test_metrics, self._positive())
@@ -88,8 +108,12 @@ class ClassifierModule(L.LightningModule):
         return {"ids": batch["ids"], "logits": self(batch).float().cpu()}
 
     # --- optimisation ---------------------------------------------------------------------------
+    def optimizer_parameters(self) -> list[torch.nn.Parameter]:
+        """What the optimiser updates (a method that unfreezes parts mid-fit lists them here too)."""
+        return [p for p in self.parameters() if p.requires_grad]
+
     def configure_optimizers(self):
-        params = [p for p in self.parameters() if p.requires_grad]
+        params = self.optimizer_parameters()
         optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         scheduler = get_linear_schedule_with_warmup(optimizer, int(self.warmup_ratio * total), total)

@@ -29,7 +29,7 @@ class DistillationModule(ClassifierModule):
 
     train_split = "unlabelled"
 
-    def __init__(self, architecture: StudentArchitecture = StudentArchitecture(), family: Literal[
+    def __init__(self, architecture: StudentArchitecture | dict = StudentArchitecture(), family: Literal[
                  "roberta", "bert"] = "roberta", targets: Literal["cached", "online"] = "cached",
                  soft_labels: str | None = None, teacher: str | None = None, temperature: float = 1.0,
                  alpha: float = 0.0, tokenizer_cache: str = "runs/cache/tokenizers", dropout: float = 0.1,
@@ -38,7 +38,11 @@ class DistillationModule(ClassifierModule):
                  output_dir: str | None = None):
         super().__init__(num_inputs, num_labels, positive_label, block_size, lr, weight_decay, warmup_ratio,
                          output_dir)
-        self.save_hyperparameters()
+        if isinstance(architecture, dict):  # as stored in a checkpoint's hyper-parameters
+            architecture = StudentArchitecture(**architecture)
+        # plain types only, so checkpoints load with torch.load(weights_only=True)
+        self.save_hyperparameters(ignore=["architecture"])
+        self.hparams["architecture"] = architecture.to_dict()
         if targets == "cached" and not soft_labels:
             raise UserError("targets: cached needs a soft_labels file.", "model.init_args.soft_labels",
                             "Set soft_labels, or use targets: online with a teacher folder.")
@@ -47,7 +51,7 @@ class DistillationModule(ClassifierModule):
         self.architecture, self.family, self.targets = architecture, family, targets
         self.temperature, self.alpha = temperature, alpha
         self.soft_labels_path, self.teacher_path, self.tokenizer_cache = soft_labels, teacher, tokenizer_cache
-        self.model = build_student(architecture, num_inputs, family, block_size + 2, num_labels, dropout)
+        self.model = self.build_model(dropout)
         self.teacher = None
         self.teacher_encoder: CodeEncoder | None = None
         self.tokenizer = None
@@ -55,17 +59,27 @@ class DistillationModule(ClassifierModule):
         self._rows: dict[str, int] = {}
         self.strict_loading = False  # the teacher's weights are not in our checkpoints
 
+    def build_model(self, dropout: float) -> torch.nn.Module:
+        """The student (subclasses build other kinds, e.g. a BiLSTM, on the same distillation)."""
+        return build_student(self.architecture, self.num_inputs, self.family, self.block_size + 2, self.num_labels,
+                             dropout)
+
+    @property
+    def vocab_size(self) -> int:
+        """Tokens of the student BPE tokenizer."""
+        return self.architecture.vocab_size
+
     # --- set-up ---------------------------------------------------------------------------------
     def _corpus(self) -> list[str]:
         examples = self.trainer.datamodule.split("unlabelled")
         return list(dict.fromkeys(code for example in examples for code in example.codes))
 
     def prepare_data(self) -> None:
-        train_student_tokenizer(self._corpus(), self.architecture.vocab_size, self.tokenizer_cache)
+        train_student_tokenizer(self._corpus(), self.vocab_size, self.tokenizer_cache)
 
     def setup(self, stage: str) -> None:
         if self.tokenizer is None:
-            self.tokenizer = train_student_tokenizer(self._corpus(), self.architecture.vocab_size, self.tokenizer_cache)
+            self.tokenizer = train_student_tokenizer(self._corpus(), self.vocab_size, self.tokenizer_cache)
         if stage != "fit":
             return
         if self.targets == "cached" and self._targets is None:
