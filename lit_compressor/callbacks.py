@@ -12,7 +12,8 @@ from lightning.pytorch.loggers import WandbLogger
 from lit_compressor.errors import UserError
 from lit_compressor.models.hf_folder import parameter_count
 
-ARCHITECTURE_KEYS = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size", "vocab_size")
+ARCHITECTURE_KEYS = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size",
+                     "vocab_size")
 RUN_ID = "{run_id}"
 
 
@@ -21,7 +22,7 @@ def wandb_logger(trainer: L.Trainer) -> WandbLogger | None:
 
 
 def architecture_of(pl_module: L.LightningModule) -> dict[str, int]:
-    """The five genes of the module's classifier: a student's architecture, or read from a teacher's config."""
+    """The five genes of the module's classifier: a student's architecture, or a teacher's config."""
     architecture = getattr(pl_module, "architecture", None)
     if architecture is not None:
         return architecture.to_dict()
@@ -70,7 +71,7 @@ class WandbSummary(Callback):
             import wandb
 
             artifact = wandb.Artifact("search-report", type="search-report",
-                                      description="report.json of the architecture search that chose this student")
+                                      description="the architecture search that chose this student")
             artifact.add_file(str(self.report), name="report.json")
             logger.experiment.log_artifact(artifact)
             self._report_logged = True

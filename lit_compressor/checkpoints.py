@@ -99,9 +99,10 @@ class ResumableLoader(DataLoader):
         """The same data, batch size and collate function; a random sampler becomes an epoch-seeded one."""
         shuffle = isinstance(loader.sampler, RandomSampler)
         sampler = EpochShuffleSampler(len(loader.dataset), seed) if shuffle else SequentialSampler(loader.dataset)
+        # its own generator: creating an iterator draws a worker seed, which must not touch the global one
         return cls(loader.dataset, batch_size=loader.batch_size, sampler=sampler, collate_fn=loader.collate_fn,
                    num_workers=loader.num_workers, drop_last=loader.drop_last, pin_memory=loader.pin_memory,
-                   persistent_workers=loader.persistent_workers)
+                   persistent_workers=loader.persistent_workers, generator=torch.Generator().manual_seed(seed))
 
     def state_dict(self) -> dict[str, int]:
         return {"batches": self._served}
@@ -117,6 +118,9 @@ class ResumableLoader(DataLoader):
         else:
             skip = 0
         self._served = skip
+        if self.generator is not None:  # worker seeds depend on (seed, epoch) only
+            epoch = getattr(self.sampler, "epoch", 0)
+            self.generator.manual_seed(getattr(self.sampler, "seed", 0) * 1_000_003 + epoch)
         for batch in super().__iter__():
             self._served += 1
             yield batch
@@ -155,8 +159,10 @@ class ExactResume(Callback):
     def __init__(self, seed: int | None = None):
         self.seed = seed
         self._pending: dict[str, Any] | None = None
+        self._trainer = None
 
     def setup(self, trainer, pl_module, stage: str) -> None:
+        self._trainer = trainer
         datamodule = trainer.datamodule
         if stage != "fit" or trainer.world_size > 1 or datamodule is None:
             return
@@ -173,12 +179,23 @@ class ExactResume(Callback):
         datamodule.train_dataloader = train_dataloader
 
     def state_dict(self) -> dict[str, Any]:
-        return {"random": random_state()}
+        return {"random": random_state(), "loader": self._loader_state()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._pending = state_dict.get("random")
+        self._pending = state_dict
 
     def on_train_start(self, trainer, pl_module) -> None:
-        if self._pending is not None:
-            set_random_state(self._pending)
-            self._pending = None
+        # Lightning restores a stateful loader only when it builds the loader after the restore; a model
+        # whose optimiser needs ``estimated_stepping_batches`` builds it before, so restore it here.
+        if self._pending is None:
+            return
+        loader = trainer.train_dataloader
+        if isinstance(loader, ResumableLoader) and self._pending.get("loader"):
+            loader.load_state_dict(self._pending["loader"])
+        if self._pending.get("random") is not None:
+            set_random_state(self._pending["random"])
+        self._pending = None
+
+    def _loader_state(self) -> dict[str, int]:
+        loader = self._trainer.train_dataloader if self._trainer is not None else None
+        return loader.state_dict() if isinstance(loader, ResumableLoader) else {}

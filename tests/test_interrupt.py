@@ -43,7 +43,7 @@ def make_tiny_task(folder: Path, functions: int = 12, unlabelled: int = 24) -> P
     """A BigCloneBench-format folder of real sample functions: 16 labelled, ``unlabelled``, 8 valid, 8 test pairs."""
     folder.mkdir(parents=True, exist_ok=True)
     with (SAMPLE / "data.jsonl").open() as handle:
-        records = [json.loads(line) for line, _ in zip(handle, range(functions))]
+        records = [json.loads(line) for line, _ in zip(handle, range(functions), strict=False)]
     (folder / "data.jsonl").write_text("".join(json.dumps({"func": r["func"], "idx": r["idx"]}) + "\n"
                                                for r in records))
     pairs = list(itertools.combinations([r["idx"] for r in records], 2))
@@ -83,7 +83,7 @@ def distill_config(run: Path, task_dir: Path, soft_labels: Path, kill_at: int | 
         "model": {"class_path": "lit_compressor.modules.distillation.DistillationModule", "init_args": {
             "architecture": {"num_hidden_layers": 1, "hidden_size": 16, "num_attention_heads": 2,
                              "intermediate_size": 32, "vocab_size": 300},
-            "soft_labels": str(soft_labels), "tokenizer_cache": str(run.parent / "tokenizers"),
+            "soft_labels": str(soft_labels), "tokenizer_cache": str(run / "tokenizers"),
             "dropout": 0.1, "output_dir": str(run / "student")}},
         "data": {"task": {"format": "bigclonebench", "data_dir": str(task_dir)}, "block_size": 64,
                  "batch_size": 4, "eval_batch_size": 8},
@@ -142,7 +142,7 @@ def test_sigkilled_fit_resumes_to_identical_weights_and_metrics(tmp_path):
     for name, tensor in expected.items():
         assert tensor.equal(resumed[name]), name
     metrics = [json.loads((run / "student" / "metrics.json").read_text()) for run in (reference, killed)]
-    assert metrics[0] == metrics[1]
+    assert metrics[0] == metrics[1], metrics
     assert {"accuracy", "f1", "precision", "recall"} <= metrics[0].keys()
 
 
@@ -244,6 +244,6 @@ def _tiny_classifier(folder: Path) -> Path:
 
     torch.manual_seed(0)
     with (SAMPLE / "data.jsonl").open() as handle:
-        corpus = [json.loads(line)["func"] for line, _ in zip(handle, range(200))]
+        corpus = [json.loads(line)["func"] for line, _ in zip(handle, range(200), strict=False)]
     model = build_student(StudentArchitecture(1, 32, 2, 64, 400), num_inputs=2, max_positions=130)
     return save_classifier(model, train_student_tokenizer(corpus, 400), folder)

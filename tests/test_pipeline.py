@@ -15,7 +15,7 @@ def test_compress_runs_every_stage_then_skips_them(tiny_bert, tmp_path):
     settings = dict(
         task=task, output=tmp_path / "run", block_size=64,
         teacher=TeacherStage(model_name_or_path=str(tiny_bert), epochs=1, lr=1e-3),
-        search=SearchStage(target_mb=0.6, population=10, generations=5, restarts=1),
+        search=SearchStage(target_mb=0.6, population=50, generations=40, restarts=1),
         student=StudentStage(epochs=1, batch_size=16),
         hardware=Hardware(accelerator="cpu"), benchmark_samples=3,
     )
@@ -28,7 +28,7 @@ def test_compress_runs_every_stage_then_skips_them(tiny_bert, tmp_path):
     assert not any(s["skipped"] for s in report["stages"])
     student = report["student"]
     assert 0.0 <= student["accuracy"] <= 1.0 and student["p50_ms"] > 0
-    assert abs(student["size_mb"] - 0.6) < 0.6 * 0.2  # the searched size, within the GA's reach
+    assert abs(student["size_mb"] - 0.6) < 0.6 * 0.05  # the searched size
     assert report["teacher"]["params"] > student["params"]
     assert json.loads((run / "report.json").read_text())["student"]["f1"] == student["f1"]
 

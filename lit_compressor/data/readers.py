@@ -31,8 +31,14 @@ def normalize_whitespace(code: str) -> str:
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     if not path.is_file():
-        raise DataError("file not found.", path, "Check the data_dir and split names in the config.")
-    with path.open("rb") as handle:
+        raise DataError("a folder, not a file." if path.exists() else "file not found.", path,
+                        "Check the data_dir and split names in the config.")
+    try:
+        handle = path.open("rb")
+    except OSError as error:
+        raise DataError(f"cannot read the file ({error.strerror}).", path,
+                        "Check its permissions, or point the config at a readable copy.") from None
+    with handle:
         for number, raw in enumerate(handle, start=1):
             try:
                 text = raw.decode("utf-8")

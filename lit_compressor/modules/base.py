@@ -84,9 +84,13 @@ class ClassifierModule(L.LightningModule):
         local = torch.arange(len(batch["labels"])) + batch_idx * loader.batch_size
         return (sampler.rank + local * sampler.num_replicas < len(sampler.dataset)).to(batch["labels"].device)
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
+    def _update(self, metrics, batch: dict, batch_idx: int) -> None:
         real = self.real_examples(batch, batch_idx)
-        self.val_metrics.update(self(batch).argmax(-1)[real], batch["labels"][real])
+        if isinstance(real, slice) or real.any():  # a rank's last batch can be all padding
+            metrics.update(self(batch).argmax(-1)[real], batch["labels"][real])
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._update(self.val_metrics, batch, batch_idx)
 
     def on_validation_epoch_end(self) -> None:
         values = scalar_metrics(self.val_metrics, self._positive())
@@ -94,8 +98,7 @@ class ClassifierModule(L.LightningModule):
         self.val_metrics.reset()
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        real = self.real_examples(batch, batch_idx)
-        self.test_metrics.update(self(batch).argmax(-1)[real], batch["labels"][real])
+        self._update(self.test_metrics, batch, batch_idx)
 
     def on_test_epoch_end(self) -> None:
         values = scalar_metrics(self.test_metrics, self._positive())
@@ -137,8 +140,10 @@ class ClassifierModule(L.LightningModule):
         self.load_state_dict(current, strict=False)
 
     def write_metrics(self, values: dict[str, float]) -> None:
+        """``metrics.json``: test metrics, parameters, fp32 size (MB = 1e6 bytes, as the search) and size on disk."""
         params = parameter_count(self.model)
-        size = Path(self.output_dir) / "model.safetensors"
-        record = {**values, "params": params, "size_mb": (size.stat().st_size if size.exists() else params * 4) / 1e6}
+        weights = Path(self.output_dir) / "model.safetensors"
+        record = {**values, "params": params, "size_mb": params * 4 / 1e6,
+                  "disk_mb": weights.stat().st_size / 1e6 if weights.exists() else None}
         Path(self.output_dir).mkdir(parents=True, exist_ok=True)
         (Path(self.output_dir) / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")

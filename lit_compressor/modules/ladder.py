@@ -38,9 +38,11 @@ def top(scores: torch.Tensor, k: int) -> torch.Tensor:
     return scores.topk(k).indices.sort().values
 
 
-def side_heads(width: int, heads: int) -> int:
-    """The most attention heads (at most the backbone's) that divide the side width."""
-    return max(d for d in range(1, heads + 1) if width % d == 0)
+def side_heads(width: int, heads: int, head_dim: int, reduction: int) -> int:
+    """Attention heads of the side network: about ``heads / reduction`` (attention maps are most of a
+    layer's activation memory), no wider than the backbone's heads, dividing the side width."""
+    fits = [d for d in range(1, heads + 1) if width % d == 0 and width // d <= head_dim]
+    return next((d for d in fits if d >= max(1, heads // reduction)), fits[-1])
 
 
 def keep_hidden(layers: nn.ModuleList, width: int) -> torch.Tensor:
@@ -105,7 +107,7 @@ class LadderSideNetwork(nn.Module):
         width = hidden_size // reduction
         self.width = width
         hidden = keep_hidden(layers, width)
-        heads_ = side_heads(width, heads)
+        heads_ = side_heads(width, heads, hidden_size // heads, reduction)
         inner = max(1, config.intermediate_size // reduction)
         self.side_layers = nn.ModuleList(pruned_layer(layer, hidden, heads, heads_, inner, dropout,
                                                       config.layer_norm_eps) for layer in layers)

@@ -114,8 +114,8 @@ class TheseusModule(ClassifierModule):
                  scheduler: Literal["constant", "linear"] = "linear", slope: float | None = None,
                  successor_init: Literal["bottom", "module"] = "bottom", replacement_epochs: int = 2,
                  finetune_patience: int = 2, monitor: str = "val/f1", num_inputs: int = 2,
-                 num_labels: int = 2, positive_label: int = 1, block_size: int = 400, lr: float = 5e-5, weight_decay: float = 0.0,
-                 warmup_ratio: float = 0.1, output_dir: str | None = None):
+                 num_labels: int = 2, positive_label: int = 1, block_size: int = 400, lr: float = 5e-5,
+                 weight_decay: float = 0.0, warmup_ratio: float = 0.1, output_dir: str | None = None):
         super().__init__(num_inputs, num_labels, positive_label, block_size, lr, weight_decay, warmup_ratio,
                          output_dir)
         self.save_hyperparameters()

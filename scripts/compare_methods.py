@@ -1,0 +1,141 @@
+"""Every compression method on one task and slice, in one table.
+
+Methods: the teacher itself, full fine-tuning of the teacher's encoder (the reference for LST), the
+Compressor student (DistillationModule), BERT-of-Theseus, Ladder Side-Tuning and BiLSTM-soft. Soft
+labels come from ``lit_compressor.soft_labels.label``. Columns: test accuracy and F1, fp32 MB of what
+deployment needs (for LST: backbone + side network), ms per example at batch 1 (tokenisation
+included, median over the test slice), training wall time, and the peak CPU memory (torch allocator,
+``torch.profiler``) of one training step on a fixed batch.
+
+Default: the shipped sample (data/bigclonebench-sample), tiny limits, 2 epochs; without ``--teacher``
+a MiniLM teacher is fine-tuned on the labelled slice first (written to ``<output>/teacher``).
+
+    nice -n 10 .venv/bin/python scripts/compare_methods.py --output runs/compare
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from lit_compressor.data.datamodule import CodeDataModule, TaskData
+from lit_compressor.models.architecture import StudentArchitecture
+from lit_compressor.models.hf_folder import load_pretrained_encoder
+from lit_compressor.modules.base import ClassifierModule, model_inputs
+from lit_compressor.modules.bilstm import BiLSTMModule
+from lit_compressor.modules.distillation import DistillationModule
+from lit_compressor.modules.labelling import TeacherPredictor
+from lit_compressor.modules.ladder import LadderSideModule, peak_training_memory_mb
+from lit_compressor.modules.teacher import TeacherModule
+from lit_compressor.modules.theseus import TheseusModule
+from lit_compressor.soft_labels import label
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "bigclonebench-sample"
+
+
+def trainer(epochs: int) -> L.Trainer:
+    return L.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                     enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu")
+
+
+def ms_per_example(module: ClassifierModule, data: CodeDataModule) -> float:
+    """Median ms of one prediction at batch 1 (encoding included) over the test slice."""
+    module.eval()
+    times = []
+    with torch.no_grad():
+        for example in data.split("test"):
+            start = time.perf_counter()
+            module(module.collate([example]))
+            times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def step_memory_mb(module: ClassifierModule, data: CodeDataModule, batch_size: int) -> float:
+    batch = module.collate(data.split("labelled")[:batch_size])
+    module.train()
+    return peak_training_memory_mb(module.model, model_inputs(batch), batch["labels"])
+
+
+def run(name: str, module: ClassifierModule, data: CodeDataModule, epochs: int, batch_size: int,
+        size_mb: float | None = None) -> dict:
+    fit = trainer(epochs)
+    start = time.perf_counter()
+    if epochs > 0:
+        fit.fit(module, datamodule=data)
+    seconds = time.perf_counter() - start
+    metrics = fit.test(module, datamodule=data, verbose=False)[0]
+    params = sum(p.numel() for p in module.model.parameters())
+    row = {"method": name, "accuracy": metrics["test/accuracy"], "f1": metrics["test/f1"],
+           "mb": size_mb if size_mb is not None else params * 4 / 1e6, "ms": ms_per_example(module, data),
+           "train_s": seconds, "step_mem_mb": step_memory_mb(module, data, batch_size) if epochs > 0 else None}
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def fine_tune_teacher(base: str, data: CodeDataModule, epochs: int, block_size: int, folder: Path) -> Path:
+    module = TeacherModule(base, num_inputs=data.task.num_inputs, block_size=block_size, lr=5e-5)
+    trainer(epochs).fit(module, datamodule=data)
+    return module.save_model_folder(folder)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--teacher", type=Path, help="a fine-tuned classifier folder (default: fine-tune one)")
+    parser.add_argument("--teacher-base", default="sentence-transformers/all-MiniLM-L6-v2")
+    parser.add_argument("--data-dir", type=Path, default=SAMPLE)
+    parser.add_argument("--limit", type=int, nargs=4, default=[64, 64, 32, 32],
+                        metavar=("LABELLED", "UNLABELLED", "VALID", "TEST"))
+    parser.add_argument("--block-size", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--student-epochs", type=int, default=5, help="for the small students (Compressor, BiLSTM)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--output", type=Path, default=Path("runs/compare"))
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    L.seed_everything(0)
+    task = TaskData(format="bigclonebench", data_dir=str(args.data_dir),
+                    limit=dict(zip(("labelled", "unlabelled", "valid", "test"), args.limit, strict=True)))
+    data = CodeDataModule(task, batch_size=args.batch_size, eval_batch_size=32, block_size=args.block_size)
+    common = {"num_inputs": task.num_inputs, "num_labels": task.num_labels, "block_size": args.block_size,
+              "warmup_ratio": 0.1}
+    teacher = args.teacher or fine_tune_teacher(args.teacher_base, data, args.epochs, args.block_size,
+                                                args.output / "teacher")
+    soft = label(str(teacher), args.output / "soft_labels.safetensors", task, args.block_size, accelerator="cpu")
+    teacher_layers = load_pretrained_encoder(str(teacher))[0].config.num_hidden_layers
+    tokenizers = str(args.output / "tokenizers")
+
+    rows = [run("teacher", TeacherPredictor(str(teacher), args.block_size), data, 0, args.batch_size)]
+    full = TeacherModule(str(teacher), **common, lr=5e-5)
+    rows.append(run("full fine-tuning", full, data, args.epochs, args.batch_size))
+    student = DistillationModule(StudentArchitecture(4, 96, 8, 64, 1000), soft_labels=str(soft),
+                                 tokenizer_cache=tokenizers, **common, lr=1e-3)
+    rows.append(run("compressor student", student, data, args.student_epochs, args.batch_size))
+    theseus = TheseusModule(str(teacher), successor_layers=max(1, teacher_layers // 2), replacement_epochs=1,
+                            finetune_patience=1, monitor="val/accuracy", **common, lr=5e-5)
+    rows.append(run(f"theseus (k={max(1, teacher_layers // 2)})", theseus, data, args.epochs, args.batch_size))
+    ladder = LadderSideModule(str(teacher), reduction=8, **common, lr=1e-3)
+    rows.append(run("ladder side-tuning (r=8)", ladder, data, args.epochs, args.batch_size,
+                    size_mb=ladder.size_mb()["total_mb"]))
+    bilstm = BiLSTMModule(target_mb=3.0, soft_labels=str(soft), tokenizer_cache=tokenizers, **common, lr=1e-3)
+    rows.append(run("bilstm-soft (3 MB)", bilstm, data, args.student_epochs, args.batch_size))
+
+    print(f"\n{'method':<28}{'acc':>7}{'F1':>7}{'MB':>9}{'ms/ex':>8}{'train s':>9}{'step MB':>9}")
+    for r in rows:
+        memory = "-" if r["step_mem_mb"] is None else f"{r['step_mem_mb']:.1f}"
+        print(f"{r['method']:<28}{r['accuracy']:>7.3f}{r['f1']:>7.3f}{r['mb']:>9.2f}{r['ms']:>8.1f}"
+              f"{r['train_s']:>9.1f}{memory:>9}")
+    print(f"(LST side network alone: {ladder.size_mb()['side_mb']:.2f} MB)")
+    args.output.mkdir(parents=True, exist_ok=True)
+    (args.output / "compare.json").write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
