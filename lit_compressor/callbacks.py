@@ -30,13 +30,14 @@ def architecture_of(pl_module: L.LightningModule) -> dict[str, int]:
     return {key: getattr(config, key) for key in ARCHITECTURE_KEYS if hasattr(config, key)}
 
 
-def model_size(pl_module: L.LightningModule) -> dict[str, float]:
-    """Parameters and MB: the exported ``model.safetensors`` when there is one, else fp32 weights."""
+def model_size(pl_module: L.LightningModule) -> dict[str, float | None]:
+    """As in ``metrics.json``: parameters, fp32 MB (1e6 bytes, as the search prices it) and the exported
+    ``model.safetensors``'s MB on disk (None before export)."""
     params = parameter_count(pl_module.model)
     output_dir = getattr(pl_module, "output_dir", None)
     weights = Path(output_dir) / "model.safetensors" if output_dir else None
-    size = weights.stat().st_size if weights is not None and weights.is_file() else params * 4
-    return {"params": params, "size_mb": size / 1e6}
+    disk = weights.stat().st_size / 1e6 if weights is not None and weights.is_file() else None
+    return {"params": params, "size_mb": params * 4 / 1e6, "disk_mb": disk}
 
 
 class WandbSummary(Callback):
@@ -46,7 +47,7 @@ class WandbSummary(Callback):
     ``wandb_summary``). ``report`` (e.g. ``runs/search/report.json``) is uploaded as a ``search-report``
     artifact, so a run records which search chose its student. A ``{run_id}`` in the model's
     ``output_dir`` becomes the W&B run id (so the runs of a sweep export to different folders).
-    Summary keys: ``architecture/<gene>``, ``params``, ``size_mb`` and every ``test/<metric>``.
+    Summary keys: ``architecture/<gene>``, ``params``, ``size_mb``, ``disk_mb`` and every ``test/<metric>``.
     """
 
     def __init__(self, report: str | None = None):
@@ -82,7 +83,8 @@ class WandbSummary(Callback):
             return
         summary = logger.experiment.summary
         for key, value in values.items():
-            summary[key] = value
+            if value is not None:
+                summary[key] = value
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         architecture = {f"architecture/{k}": v for k, v in architecture_of(pl_module).items()}

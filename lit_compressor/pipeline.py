@@ -34,6 +34,8 @@ class TeacherStage:
     finetuned: str | None = None
     """A teacher folder already fine-tuned (written by a TeacherModule fit): skips fine-tuning."""
     kind: Literal["plain", "graphcodebert"] = "plain"
+    pooling: Literal["first", "mean"] = "mean"
+    """``mean`` suits sentence-transformers encoders (MiniLM); ``first`` is Compressor's (CodeBERT)."""
     epochs: int = 2
     lr: float = 5e-5
     batch_size: int = 16
@@ -127,6 +129,12 @@ def _student_family(teacher_folder: Path, family: str) -> str:
     return model_type if model_type in ("bert", "roberta") else "roberta"
 
 
+def _teacher_pooling(teacher_folder: Path) -> str:
+    from lit_compressor.models.hf_folder import read_metadata
+
+    return read_metadata(teacher_folder).get("pooling", "first")
+
+
 def compress(task: TaskData | None = None, output: Path = Path("runs/quickstart"), block_size: int = 128,
              teacher: TeacherStage | None = None, search: SearchStage | None = None,
              student: StudentStage | None = None, hardware: Hardware | None = None, eval_batch_size: int = 64,
@@ -167,11 +175,12 @@ def compress(task: TaskData | None = None, output: Path = Path("runs/quickstart"
     if not teacher.finetuned:
         def fit_teacher() -> None:
             L.seed_everything(seed)
-            module = TeacherModule(teacher.model_name_or_path, kind=teacher.kind, num_inputs=task.num_inputs,
+            module = TeacherModule(teacher.model_name_or_path, kind=teacher.kind, pooling=teacher.pooling,
+                                   num_inputs=task.num_inputs,
                                    num_labels=task.num_labels, block_size=block_size, lr=teacher.lr,
                                    output_dir=str(teacher_folder))
             data = CodeDataModule(task, teacher.batch_size, eval_batch_size, block_size)
-            _fit_and_test(module, data, output / "teacher_run", teacher.epochs, hardware, "val/f1")
+            _fit_and_test(module, data, output / "teacher_run", teacher.epochs, hardware, "val/accuracy")
 
         records.append(run_stage("teacher", teacher_folder, {**data_inputs, **asdict(teacher)}, fit_teacher))
 
@@ -207,7 +216,7 @@ def compress(task: TaskData | None = None, output: Path = Path("runs/quickstart"
 
     def distil() -> None:
         L.seed_everything(seed)
-        module = DistillationModule(architecture, family=family, soft_labels=str(soft_labels),
+        module = DistillationModule(architecture, family=family, soft_labels=str(soft_labels), pooling=pooling,
                                     temperature=student.temperature, alpha=student.alpha, lr=student.lr,
                                     tokenizer_cache=str(output / "tokenizers"), num_inputs=task.num_inputs,
                                     num_labels=task.num_labels, block_size=block_size,
@@ -215,8 +224,9 @@ def compress(task: TaskData | None = None, output: Path = Path("runs/quickstart"
         data = CodeDataModule(task, student.batch_size, eval_batch_size, block_size)
         _fit_and_test(module, data, output / "student_run", student.epochs, hardware, "val/accuracy")
 
+    pooling = _teacher_pooling(teacher_folder)
     student_inputs = {**data_inputs, **asdict(student), "architecture": architecture.to_dict(), "family": family,
-                      "soft_labels": file_fingerprint(soft_labels)}
+                      "pooling": pooling, "soft_labels": file_fingerprint(soft_labels)}
     records.append(run_stage("distillation", student_folder, student_inputs, distil))
 
     # 6. export

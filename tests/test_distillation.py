@@ -176,3 +176,20 @@ def test_compressor_checkpoint_import_gives_the_same_logits(layout, tmp_path):
         got = model(batch["input_ids"], batch["attention_mask"]).softmax(-1)
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
     assert metadata["num_inputs"] == (2 if layout == "clone" else 1)
+
+
+def test_mean_pooling_student_round_trips_and_is_not_mistaken_for_an_hf_classifier(tmp_path):
+    torch.manual_seed(0)
+    model = build_student(TINY, num_inputs=1, family="bert", max_positions=130, pooling="mean").eval()
+    save_classifier(model, train_student_tokenizer(sample_functions(), TINY.vocab_size), tmp_path)
+    loaded, _, metadata = load_classifier(tmp_path)
+    ids = torch.randint(4, 400, (3, 1, 20))
+    mask = torch.ones_like(ids)
+    mask[0, 0, 10:] = 0  # padding must not count in the mean
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(ids, mask), model(ids, mask))
+        changed = ids.clone()
+        changed[0, 0, 10:] = 7
+        torch.testing.assert_close(model(changed, mask)[0], model(ids, mask)[0])
+    assert metadata["pooling"] == "mean" and loaded.pooling == "mean"
+    assert "ForSequenceClassification" not in (tmp_path / "config.json").read_text()

@@ -218,7 +218,7 @@ def test_bad_input_gives_a_clear_error(cases, name):
         assert case.result.returncode == 0, stderr[-4000:]
         return
     assert case.result.returncode != 0, stderr[-4000:]
-    message = stderr[stderr.rfind("error"):] if "error" in stderr else stderr
+    message = stderr[stderr.rfind("error:"):] if "error:" in stderr else stderr
     for fragment in case.expect:
         assert fragment in message, f"{fragment!r} not in:\n{message[-3000:]}"
 

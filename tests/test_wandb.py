@@ -85,21 +85,23 @@ def test_offline_fit_writes_summary_and_report_artifact(tmp_path, monkeypatch):
     report = tmp_path / "report.json"
     report.write_text(json.dumps({"architecture": ARCHITECTURE}))
     save_dir = tmp_path / "wandb"
-    run_lightning_cli(["fit", "--config", str(tiny_distillation_config(tmp_path)),
+    cli = run_lightning_cli(["fit", "--config", str(tiny_distillation_config(tmp_path)),
                        "--config", str(ROOT / "configs" / "logging" / "wandb.yaml"),
                        f"--trainer.logger.init_args.save_dir={save_dir}",
                        "--trainer.logger.init_args.project=test", f"--wandb_summary.report={report}",
                        f"--model.init_args.output_dir={tmp_path}/student-{{run_id}}"])
     import wandb
 
-    wandb.finish()
+    cli.trainer.logger.experiment.finish()
+    wandb.teardown()  # stop the wandb-core service: the offline run file is complete (as at process exit)
     summary, artifacts = offline_run(save_dir)
     (student,) = tmp_path.glob("student-*")  # {run_id} became the W&B run id
     metrics = json.loads((student / "metrics.json").read_text())
     for name in ("accuracy", "precision", "recall", "f1"):
         assert summary[f"test/{name}"] == metrics[name]
     assert summary["params"] == metrics["params"] > 0
-    assert summary["size_mb"] == metrics["size_mb"] == (student / "model.safetensors").stat().st_size / 1e6
+    assert summary["size_mb"] == metrics["size_mb"] == metrics["params"] * 4 / 1e6
+    assert summary["disk_mb"] == metrics["disk_mb"] == (student / "model.safetensors").stat().st_size / 1e6
     assert {k: summary[f"architecture/{k}"] for k in ARCHITECTURE} == ARCHITECTURE
     assert "search-report:search-report" in artifacts
     run_id = student.name.removeprefix("student-")

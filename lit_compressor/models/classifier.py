@@ -2,6 +2,8 @@
 
 Single-input tasks read the first token's vector; pair tasks encode both functions with the same
 encoder and concatenate their first-token vectors (``[B, 2H]``), as Compressor's clone detector does.
+``pooling="mean"`` reads the mean of the tokens' vectors instead, which suits encoders pre-trained
+with mean pooling (sentence-transformers models such as all-MiniLM-L6-v2).
 """
 
 from __future__ import annotations
@@ -9,6 +11,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 from transformers import PreTrainedModel
+
+
+POOLINGS = ("first", "mean")
 
 
 class ClassificationHead(nn.Module):
@@ -36,10 +41,13 @@ class CodeClassifier(nn.Module):
     """Encoder + head over ``num_inputs`` functions (1: single function, 2: a pair)."""
 
     def __init__(self, encoder: PreTrainedModel, num_inputs: int = 1, num_labels: int = 2,
-                 dropout: float | None = None):
+                 dropout: float | None = None, pooling: str = "first"):
         super().__init__()
         if num_inputs not in (1, 2):
             raise ValueError(f"num_inputs must be 1 or 2, got {num_inputs}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        self.pooling = pooling
         self.encoder = drop_pooler(encoder)
         self.num_inputs = num_inputs
         self.num_labels = num_labels
@@ -53,11 +61,16 @@ class CodeClassifier(nn.Module):
         return self.encoder.config
 
     def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """``[B, n, L]`` token ids -> ``[B, n * H]`` concatenated first-token vectors."""
+        """``[B, n, L]`` token ids -> ``[B, n * H]`` concatenated pooled vectors."""
         batch, n, length = input_ids.shape
-        output = self.encoder(input_ids=input_ids.reshape(batch * n, length),
-                              attention_mask=attention_mask.reshape(batch * n, length))
-        return output.last_hidden_state[:, 0].reshape(batch, n * output.last_hidden_state.shape[-1])
+        mask = attention_mask.reshape(batch * n, length)
+        hidden = self.encoder(input_ids=input_ids.reshape(batch * n, length), attention_mask=mask).last_hidden_state
+        if self.pooling == "mean":
+            weights = mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        else:
+            pooled = hidden[:, 0]
+        return pooled.reshape(batch, n * hidden.shape[-1])
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         if input_ids.dim() == 2:  # one function per row

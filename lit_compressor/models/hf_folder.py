@@ -2,8 +2,8 @@
 
 A saved folder holds ``config.json``, ``model.safetensors`` and the tokenizer files. For a
 single-input BERT or RoBERTa classifier the weights use the ``*ForSequenceClassification`` layout,
-so ``AutoModelForSequenceClassification.from_pretrained(folder)`` gives the same logits. A pair
-classifier keeps the encoder under the family's prefix (``roberta.``/``bert.``, so ``AutoModel``
+so ``AutoModelForSequenceClassification.from_pretrained(folder)`` gives the same logits. A pair (or
+mean-pooling) classifier keeps the encoder under the family's prefix (``roberta.``/``bert.``, so ``AutoModel``
 loads it) and its ``[2H -> H -> labels]`` head under ``classifier.``; ``config.json`` says which
 (``lit_compressor.num_inputs``).
 """
@@ -59,12 +59,17 @@ def load_pretrained_encoder(name_or_path: str):
     return encoder, tokenizer
 
 
+def hf_compatible(model: CodeClassifier) -> bool:
+    """Whether ``AutoModelForSequenceClassification`` computes exactly this model's logits."""
+    return model.num_inputs == 1 and model.pooling == "first" and model.config.model_type in ("bert", "roberta")
+
+
 def _hf_key_map(model: CodeClassifier) -> dict[str, str]:
     """Our parameter names -> the names in the saved folder."""
     prefix = model.encoder.base_model_prefix
     family = model.config.model_type
     mapping = {f"encoder.{k}": f"{prefix}.{k}" for k in model.encoder.state_dict()}
-    single_bert = model.num_inputs == 1 and family == "bert"
+    single_bert = hf_compatible(model) and family == "bert"
     for part in ("weight", "bias"):
         mapping[f"classifier.dense.{part}"] = (
             f"bert.pooler.dense.{part}" if single_bert else f"classifier.dense.{part}")
@@ -81,10 +86,10 @@ def save_classifier(model: CodeClassifier, tokenizer: PreTrainedTokenizerBase, f
     config = model.config.__class__.from_dict(model.config.to_dict())
     family = config.model_type
     config.num_labels = model.num_labels
-    single = model.num_inputs == 1 and family in ("bert", "roberta")
+    single = hf_compatible(model)
     config.architectures = [f"{family.capitalize() if family == 'bert' else 'Roberta'}ForSequenceClassification"
-                            if single else "CodePairClassifier"]
-    setattr(config, META_KEY, {"num_inputs": model.num_inputs, **(metadata or {})})
+                            if single else "CodeClassifier"]
+    setattr(config, META_KEY, {"num_inputs": model.num_inputs, "pooling": model.pooling, **(metadata or {})})
     config.save_pretrained(folder)
     mapping = _hf_key_map(model)
     state = {mapping[k]: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if k in mapping}
@@ -108,7 +113,8 @@ def load_classifier(folder: str | Path) -> tuple[CodeClassifier, PreTrainedToken
     metadata = read_metadata(folder)
     encoder = AutoModel.from_config(config, add_pooling_layer=False) if config.model_type in (
         "bert", "roberta") else AutoModel.from_config(config)
-    model = CodeClassifier(encoder, num_inputs=metadata.get("num_inputs", 1), num_labels=config.num_labels)
+    model = CodeClassifier(encoder, num_inputs=metadata.get("num_inputs", 1), num_labels=config.num_labels,
+                           pooling=metadata.get("pooling", "first"))
     inverse = {saved: ours for ours, saved in _hf_key_map(model).items()}
     stored = load_file(folder / "model.safetensors")
     state = {inverse[k]: v for k, v in stored.items() if k in inverse}

@@ -8,15 +8,36 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.callbacks import BasePredictionWriter
 
+from lit_compressor.errors import UserError
 from lit_compressor.models.hf_folder import load_classifier
 from lit_compressor.modules.base import ClassifierModule
+
+
+def check_block_size(config, block_size: int, folder: str | Path) -> None:
+    """A block longer than the model's position embeddings cannot be encoded: say so before running."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions is None:
+        return
+    # RoBERTa-style models number positions from pad_token_id + 1
+    offset = (config.pad_token_id or 0) + 1 if "roberta" in getattr(config, "model_type", "") else 0
+    if block_size > positions - offset:
+        raise UserError(f"block_size {block_size} is longer than the model's {positions - offset} positions "
+                        f"(max_position_embeddings {positions}).", folder,
+                        f"Set block_size to at most {positions - offset}.")
 
 
 class TeacherPredictor(ClassifierModule):
     """A fine-tuned classifier folder, frozen, for ``predict`` and evaluation."""
 
     def __init__(self, folder: str, block_size: int = 400):
-        model, tokenizer, metadata = load_classifier(folder)
+        try:
+            model, tokenizer, metadata = load_classifier(folder)
+        except (ValueError, KeyError, OSError) as error:  # e.g. a config.json of an unknown model_type
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise UserError(f"cannot load the model folder ({reason}).", folder,
+                            "Give a folder written by lit-compressor (fit with output_dir, export or "
+                            "import-compressor) whose config.json names a known architecture.") from None
+        check_block_size(model.config, block_size, folder)
         super().__init__(num_inputs=model.num_inputs, num_labels=model.num_labels,
                          positive_label=metadata.get("positive_label", 1), block_size=block_size)
         self.model, self.tokenizer, self.metadata = model.requires_grad_(False), tokenizer, metadata

@@ -11,26 +11,30 @@ from lit_compressor.models.hf_folder import load_pretrained_encoder
 from lit_compressor.modules.base import ClassifierModule
 
 
-def build_teacher(model_name_or_path: str, num_inputs: int, num_labels: int, kind: str = "plain"):
+def build_teacher(model_name_or_path: str, num_inputs: int, num_labels: int, kind: str = "plain",
+                  pooling: str = "first"):
     """``(classifier, tokenizer)`` around a pre-trained encoder (local folder or hub id)."""
     encoder, tokenizer = load_pretrained_encoder(model_name_or_path)
     if kind == "graphcodebert":
         from lit_compressor.graphcodebert.model import build_graphcodebert_classifier
 
         return build_graphcodebert_classifier(encoder, num_inputs, num_labels), tokenizer
-    return CodeClassifier(encoder, num_inputs=num_inputs, num_labels=num_labels), tokenizer
+    return CodeClassifier(encoder, num_inputs=num_inputs, num_labels=num_labels, pooling=pooling), tokenizer
 
 
 class TeacherModule(ClassifierModule):
     """Fine-tunes a pre-trained encoder on the labelled split with cross-entropy.
 
     ``kind: graphcodebert`` feeds GraphCodeBERT's data-flow inputs (``language`` picks the parser).
+    ``pooling``: ``first`` (Compressor, CodeBERT) or ``mean`` (encoders pre-trained with mean pooling,
+    such as the sentence-transformers MiniLM).
     """
 
     train_split = "labelled"
 
     def __init__(self, model_name_or_path: str = "sentence-transformers/all-MiniLM-L6-v2",
-                 kind: Literal["plain", "graphcodebert"] = "plain", language: Literal["java", "c"] = "java",
+                 kind: Literal["plain", "graphcodebert"] = "plain", pooling: Literal["first", "mean"] = "first",
+                 language: Literal["java", "c"] = "java",
                  flow_length: int = 64, num_inputs: int = 2, num_labels: int = 2, positive_label: int = 1,
                  block_size: int = 400, lr: float = 2e-5, weight_decay: float = 0.0, warmup_ratio: float = 0.1,
                  output_dir: str | None = None):
@@ -38,7 +42,7 @@ class TeacherModule(ClassifierModule):
                          output_dir)
         self.save_hyperparameters()
         self.kind, self.language, self.flow_length = kind, language, flow_length
-        self.model, self.tokenizer = build_teacher(model_name_or_path, num_inputs, num_labels, kind)
+        self.model, self.tokenizer = build_teacher(model_name_or_path, num_inputs, num_labels, kind, pooling)
 
     @property
     def code_encoder(self):
