@@ -14,7 +14,8 @@ from lit_compressor.errors import run_guarded
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 FUNCTION_COMMANDS = {
-    "search": ("lit_compressor.search.command", "search", "Search a student architecture (Compressor's GA or NSGA-II)."),
+    "search": ("lit_compressor.search.command", "search",
+               "Search a student architecture (Compressor's GA or NSGA-II)."),
     "label": ("lit_compressor.soft_labels", "label", "Write the teacher's soft labels of the unlabelled split."),
     "export": ("lit_compressor.export", "export", "Export a student folder to ONNX and int8."),
     "benchmark": ("lit_compressor.benchmark", "benchmark", "Benchmark a student against its teacher."),

@@ -35,7 +35,8 @@ class SoftLabels:
 def file_fingerprint(path: str | Path) -> str:
     """A hash of a teacher: its weights file, or every weights file of a folder."""
     path = Path(path)
-    files = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".json")) if path.is_dir() else [path]
+    weights = (".safetensors", ".bin", ".json")
+    files = sorted(p for p in path.iterdir() if p.suffix in weights) if path.is_dir() else [path]
     digest = hashlib.sha256()
     for file in files:
         with file.open("rb") as handle:
@@ -73,13 +74,15 @@ def load_soft_labels(path: str | Path) -> SoftLabels:
     return SoftLabels(ids, logits, metadata)
 
 
-def is_current(path: str | Path, teacher: str, data: str) -> bool:
-    """True when ``path`` holds soft labels of this teacher and data fingerprint."""
+def is_current(path: str | Path, teacher: str, data: str, **settings: str) -> bool:
+    """True when ``path`` holds soft labels of this teacher and data fingerprint (and these ``settings``,
+    e.g. the block size, which changes the logits)."""
     try:
         metadata = load_soft_labels(path).metadata
     except UserError:
         return False
-    return metadata.get("teacher") == teacher and metadata.get("data") == data
+    return (metadata.get("teacher") == teacher and metadata.get("data") == data
+            and all(metadata.get(key) == value for key, value in settings.items()))
 
 
 def check_matches(labels: SoftLabels, ids: list[str], path: str | Path, data: str | None = None) -> None:
@@ -130,10 +133,11 @@ def label(teacher: str, output: Path = Path("runs/soft_labels.safetensors"), tas
     task = task or TaskData()
     data = CodeDataModule(task, eval_batch_size=batch_size, block_size=block_size)
     teacher_hash, data_hash = file_fingerprint(teacher), fingerprint(data.split("unlabelled"))
-    if not force and is_current(output, teacher_hash, data_hash):
+    if not force and is_current(output, teacher_hash, data_hash, block_size=str(block_size)):
         print(f"soft labels are current: {output}")
         return output
-    writer = SoftLabelWriter(output, metadata={"teacher": teacher_hash, "data": data_hash, "teacher_path": str(teacher)})
+    writer = SoftLabelWriter(output, metadata={"teacher": teacher_hash, "data": data_hash, "teacher_path": str(teacher),
+                                               "block_size": str(block_size)})
     trainer = L.Trainer(accelerator=accelerator, devices=devices, strategy=strategy, precision=precision,
                         callbacks=[writer], logger=False, enable_checkpointing=False)
     trainer.predict(TeacherPredictor(teacher, block_size), datamodule=data, return_predictions=False)

@@ -21,7 +21,7 @@ MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 
 def sample_functions(limit: int = 300) -> list[str]:
     with (SAMPLE / "data.jsonl").open() as handle:
-        return [json.loads(line)["func"] for line, _ in zip(handle, range(limit))]
+        return [json.loads(line)["func"] for line, _ in zip(handle, range(limit), strict=False)]
 
 
 def make_tiny_teacher(folder: Path, family: str = "roberta", layers: int = 2) -> Path:

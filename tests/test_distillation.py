@@ -33,12 +33,12 @@ def test_kl_loss_equals_hand_computed_value():
     teacher = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
     for temperature in (1.0, 4.0):
         total = 0.0
-        for s_row, t_row in zip(student.tolist(), teacher.tolist()):
+        for s_row, t_row in zip(student.tolist(), teacher.tolist(), strict=True):
             t = [math.exp(v / temperature) for v in t_row]
             s = [math.exp(v / temperature) for v in s_row]
             p = [v / sum(t) for v in t]
             q = [v / sum(s) for v in s]
-            total += sum(pi * math.log(pi / qi) for pi, qi in zip(p, q))
+            total += sum(pi * math.log(pi / qi) for pi, qi in zip(p, q, strict=True))
         expected = total / 2 * temperature**2
         assert distillation_loss(student, teacher, temperature).item() == pytest.approx(expected, rel=1e-5)
     labels = torch.tensor([1, -1])

@@ -12,7 +12,6 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-
 POOLINGS = ("first", "mean")
 
 

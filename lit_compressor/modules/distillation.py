@@ -34,7 +34,8 @@ class DistillationModule(ClassifierModule):
                  "roberta", "bert"] = "roberta", targets: Literal["cached", "online"] = "cached",
                  soft_labels: str | None = None, teacher: str | None = None, temperature: float = 1.0,
                  alpha: float = 0.0, tokenizer_cache: str = "runs/cache/tokenizers", dropout: float = 0.1,
-                 pooling: Literal["first", "mean"] = "first", num_inputs: int = 2, num_labels: int = 2, positive_label: int = 1, block_size: int = 400,
+                 pooling: Literal["first", "mean"] = "first", num_inputs: int = 2, num_labels: int = 2,
+                 positive_label: int = 1, block_size: int = 400,
                  lr: float = 1e-3, weight_decay: float = 0.01, warmup_ratio: float = 0.05,
                  output_dir: str | None = None):
         super().__init__(num_inputs, num_labels, positive_label, block_size, lr, weight_decay, warmup_ratio,
