@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from deap import tools
+from rich.progress import Progress
 
 from lit_compressor.errors import UserError
 from lit_compressor.models.architecture import StudentArchitecture
@@ -119,19 +120,11 @@ def run_search(space: SearchSpace | None = None, target_mb: float = 3.0, mode: L
         state = EvolutionState(state.restart - 1, state.history[-1]["generation"], state.finished[-1],
                                state.rng_state, state.history, state.finished[:-1])
     state = state or EvolutionState(0, -1, [], rng.getstate())
-    while state.restart < restarts:
-        if state.generation < 0:  # a restart not started yet
-            rng.seed(f"{seed}:{state.restart}")
-            start = initial_population(toolbox, population)
-            state = EvolutionState(state.restart, 0, [list(ind) for ind in start], rng.getstate(),
-                                   state.history + [record(state.restart, 0, start)], state.finished)
-            checkpoint.save(ckpt_path, state, settings)
-        rng.setstate(state.rng_state)
-        final, state = evolve(toolbox, rng, state, individual, generations, record,
-                              on_generation=lambda s: checkpoint.save(ckpt_path, s, settings))
-        state = EvolutionState(state.restart + 1, -1, [], rng.getstate(), state.history,
-                               state.finished + [state.population])
-        checkpoint.save(ckpt_path, state, settings)
+    with Progress(*Progress.get_default_columns(), transient=True) as progress:
+        bar = progress.add_task(f"{mode} search", total=restarts * generations)
+        state = _run_restarts(state, restarts, generations, population, seed, rng, toolbox, individual, record,
+                              ckpt_path, settings,
+                              lambda s: progress.update(bar, completed=s.restart * generations + s.generation))
 
     distinct = {tuple(genome): None for pop in state.finished for genome in pop}
     everyone = [individual(genome) for genome in distinct]
@@ -167,6 +160,26 @@ def run_search(space: SearchSpace | None = None, target_mb: float = 3.0, mode: L
             population_points = [{**m, "latency_ms": m["objectives"][2]} for m in members]
             report.plot_front(output / "search.png", population_points, result["pareto_front"], chosen, title)
     return SearchResult(architecture, cost(best, space), result, output)
+
+
+def _run_restarts(state: EvolutionState, restarts: int, generations: int, population: int, seed: int,
+                  rng: random.Random, toolbox, individual: type, record, ckpt_path: Path, settings: dict,
+                  on_progress) -> EvolutionState:
+    """Run the missing restarts and generations, checkpointing after each generation."""
+    while state.restart < restarts:
+        if state.generation < 0:  # a restart not started yet
+            rng.seed(f"{seed}:{state.restart}")
+            start = initial_population(toolbox, population)
+            state = EvolutionState(state.restart, 0, [list(ind) for ind in start], rng.getstate(),
+                                   state.history + [record(state.restart, 0, start)], state.finished)
+            checkpoint.save(ckpt_path, state, settings)
+        rng.setstate(state.rng_state)
+        _, state = evolve(toolbox, rng, state, individual, generations, record,
+                          on_generation=lambda s: (checkpoint.save(ckpt_path, s, settings), on_progress(s)))
+        state = EvolutionState(state.restart + 1, -1, [], rng.getstate(), state.history,
+                               state.finished + [state.population])
+        checkpoint.save(ckpt_path, state, settings)
+    return state
 
 
 def _ga_record(restart: int, generation: int, population: list) -> dict:
