@@ -52,7 +52,7 @@ def load_checkpoint_state(path: str | Path, key: str | None = "state_dict") -> A
         raise UserError(f"refused to load the checkpoint: it holds Python objects other than tensors, whose "
                         f"unpickling could run code ({first}).", path,
                         "Only load checkpoints you trust; convert trusted ones to safetensors.") from None
-    except (RuntimeError, EOFError, ValueError, OSError) as error:
+    except Exception as error:  # truncated, not a torch file: torch raises many kinds
         raise UserError(f"not a readable torch checkpoint ({type(error).__name__}: {error}).", path,
                         "The file may be truncated; use an earlier checkpoint.") from None
     if key is None:
