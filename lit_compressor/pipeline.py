@@ -36,6 +36,8 @@ class TeacherStage:
     kind: Literal["plain", "graphcodebert"] = "plain"
     pooling: Literal["first", "mean"] = "mean"
     """``mean`` suits sentence-transformers encoders (MiniLM); ``first`` is Compressor's (CodeBERT)."""
+    pair_head: Literal["concat", "interaction"] = "interaction"
+    """Pairs: ``interaction`` reads ``[u, v, |u-v|, u*v]``; ``concat`` is Compressor's ``[u, v]``."""
     epochs: int = 2
     lr: float = 5e-5
     batch_size: int = 16
@@ -129,10 +131,12 @@ def _student_family(teacher_folder: Path, family: str) -> str:
     return model_type if model_type in ("bert", "roberta") else "roberta"
 
 
-def _teacher_pooling(teacher_folder: Path) -> str:
+def _teacher_head(teacher_folder: Path) -> tuple[str, str]:
+    """The teacher's pooling and pair head, which the student copies."""
     from lit_compressor.models.hf_folder import read_metadata
 
-    return read_metadata(teacher_folder).get("pooling", "first")
+    metadata = read_metadata(teacher_folder)
+    return metadata.get("pooling", "first"), metadata.get("pair_head", "concat")
 
 
 def compress(task: TaskData | None = None, output: Path = Path("runs/quickstart"), block_size: int = 128,
@@ -176,7 +180,7 @@ def compress(task: TaskData | None = None, output: Path = Path("runs/quickstart"
         def fit_teacher() -> None:
             L.seed_everything(seed)
             module = TeacherModule(teacher.model_name_or_path, kind=teacher.kind, pooling=teacher.pooling,
-                                   num_inputs=task.num_inputs,
+                                   pair_head=teacher.pair_head, num_inputs=task.num_inputs,
                                    num_labels=task.num_labels, block_size=block_size, lr=teacher.lr,
                                    output_dir=str(teacher_folder))
             data = CodeDataModule(task, teacher.batch_size, eval_batch_size, block_size)
@@ -191,13 +195,14 @@ def compress(task: TaskData | None = None, output: Path = Path("runs/quickstart"
 
     # 3. architecture search
     family = _student_family(teacher_folder, student.family)
+    pooling, pair_head = _teacher_head(teacher_folder)
     architecture = student.architecture
     if architecture is None:
         from lit_compressor.search.command import run_search
         from lit_compressor.search.space import SearchSpace
 
         space = SearchSpace(block_size=block_size, num_inputs=task.num_inputs, family=family,
-                            num_labels=task.num_labels)
+                            num_labels=task.num_labels, pair_head=pair_head)
         search_folder = output / "search"
 
         def run() -> None:
@@ -217,6 +222,7 @@ def compress(task: TaskData | None = None, output: Path = Path("runs/quickstart"
     def distil() -> None:
         L.seed_everything(seed)
         module = DistillationModule(architecture, family=family, soft_labels=str(soft_labels), pooling=pooling,
+                                    pair_head=pair_head,
                                     temperature=student.temperature, alpha=student.alpha, lr=student.lr,
                                     tokenizer_cache=str(output / "tokenizers"), num_inputs=task.num_inputs,
                                     num_labels=task.num_labels, block_size=block_size,
@@ -224,9 +230,8 @@ def compress(task: TaskData | None = None, output: Path = Path("runs/quickstart"
         data = CodeDataModule(task, student.batch_size, eval_batch_size, block_size)
         _fit_and_test(module, data, output / "student_run", student.epochs, hardware, "val/accuracy")
 
-    pooling = _teacher_pooling(teacher_folder)
     student_inputs = {**data_inputs, **asdict(student), "architecture": architecture.to_dict(), "family": family,
-                      "pooling": pooling, "soft_labels": file_fingerprint(soft_labels)}
+                      "pooling": pooling, "pair_head": pair_head, "soft_labels": file_fingerprint(soft_labels)}
     records.append(run_stage("distillation", student_folder, student_inputs, distil))
 
     # 6. export

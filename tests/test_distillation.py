@@ -193,3 +193,19 @@ def test_mean_pooling_student_round_trips_and_is_not_mistaken_for_an_hf_classifi
         torch.testing.assert_close(model(changed, mask)[0], model(ids, mask)[0])
     assert metadata["pooling"] == "mean" and loaded.pooling == "mean"
     assert "ForSequenceClassification" not in (tmp_path / "config.json").read_text()
+
+
+def test_interaction_pair_head_reads_u_v_difference_and_product(tmp_path):
+    torch.manual_seed(0)
+    model = build_student(TINY, num_inputs=2, max_positions=130, pair_head="interaction").eval()
+    assert model.classifier.dense.in_features == 4 * TINY.hidden_size
+    u, v = torch.randn(3, TINY.hidden_size), torch.randn(3, TINY.hidden_size)
+    with torch.no_grad():
+        expected = model.classifier(torch.cat([u, v, (u - v).abs(), u * v], dim=-1))
+        torch.testing.assert_close(model.head(torch.cat([u, v], dim=-1)), expected)
+    save_classifier(model, train_student_tokenizer(sample_functions(), TINY.vocab_size), tmp_path)
+    loaded, _, metadata = load_classifier(tmp_path)
+    ids = torch.randint(4, 400, (2, 2, 16))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(ids, torch.ones_like(ids)), model(ids, torch.ones_like(ids)))
+    assert metadata["pair_head"] == "interaction"

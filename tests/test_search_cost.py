@@ -19,13 +19,14 @@ def _random_cases(count: int = 24):
         heads = rng.choice([1, 2, 4, 8])
         hidden = heads * rng.randint(1, 6)
         genome = (rng.randint(1, 3), hidden, heads, 32 * rng.randint(1, 4), rng.randint(50, 400))
-        yield genome, ("roberta", "bert")[i % 2], 1 + (i // 2) % 2
+        yield genome, ("roberta", "bert")[i % 2], 1 + (i // 2) % 2, ("concat", "interaction")[(i // 4) % 2]
 
 
-@pytest.mark.parametrize(("genome", "family", "num_inputs"), list(_random_cases()))
-def test_params_exact_and_flops_match_flop_counter(genome, family, num_inputs):
-    space = SearchSpace(block_size=SEQ, num_inputs=num_inputs, family=family)
-    model = build_student(space.architecture(genome), num_inputs, family, space.positions).eval()
+@pytest.mark.parametrize(("genome", "family", "num_inputs", "pair_head"), list(_random_cases()))
+def test_params_exact_and_flops_match_flop_counter(genome, family, num_inputs, pair_head):
+    space = SearchSpace(block_size=SEQ, num_inputs=num_inputs, family=family, pair_head=pair_head)
+    model = build_student(space.architecture(genome), num_inputs, family, space.positions,
+                          pair_head=pair_head).eval()
     c = cost(genome, space)
     assert c.params == sum(p.numel() for p in model.parameters())
     assert c.size_mb == pytest.approx(c.params * 4 / 1e6)

@@ -47,7 +47,7 @@ class GraphCodeBERTClassifier(CodeClassifier):
         if input_ids.dim() == 2:  # one function per row
             input_ids, attention_mask, position_ids = (
                 input_ids.unsqueeze(1), attention_mask.unsqueeze(1), position_ids.unsqueeze(1))
-        return self.classifier(self.features(input_ids, attention_mask, position_ids))
+        return self.head(self.features(input_ids, attention_mask, position_ids))
 
 
 def build_graphcodebert_classifier(encoder: PreTrainedModel, num_inputs: int = 1,

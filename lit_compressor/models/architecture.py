@@ -56,8 +56,9 @@ def student_config(architecture: StudentArchitecture, family: str = "roberta", m
 
 def build_student(architecture: StudentArchitecture, num_inputs: int = 1, family: str = "roberta",
                   max_positions: int = 402, num_labels: int = 2, dropout: float = 0.1,
-                  pooling: str = "first") -> CodeClassifier:
+                  pooling: str = "first", pair_head: str = "concat") -> CodeClassifier:
     """A freshly initialised student classifier: exactly the module the cost model prices."""
     config = student_config(architecture, family, max_positions, dropout)
     encoder = AutoModel.from_config(config, add_pooling_layer=False)
-    return CodeClassifier(encoder, num_inputs=num_inputs, num_labels=num_labels, dropout=dropout, pooling=pooling)
+    return CodeClassifier(encoder, num_inputs=num_inputs, num_labels=num_labels, dropout=dropout, pooling=pooling,
+                          pair_head=pair_head)

@@ -3,7 +3,9 @@
 Single-input tasks read the first token's vector; pair tasks encode both functions with the same
 encoder and concatenate their first-token vectors (``[B, 2H]``), as Compressor's clone detector does.
 ``pooling="mean"`` reads the mean of the tokens' vectors instead, which suits encoders pre-trained
-with mean pooling (sentence-transformers models such as all-MiniLM-L6-v2).
+with mean pooling (sentence-transformers models such as all-MiniLM-L6-v2). ``pair_head="interaction"``
+feeds a pair's head ``[u, v, |u - v|, u * v]`` (Sentence-BERT's features, ``[B, 4H]``) instead of
+``[u, v]``: it learns similarity from far fewer labelled pairs.
 """
 
 from __future__ import annotations
@@ -13,6 +15,12 @@ from torch import nn
 from transformers import PreTrainedModel
 
 POOLINGS = ("first", "mean")
+PAIR_HEADS = ("concat", "interaction")
+
+
+def head_inputs(num_inputs: int, pair_head: str = "concat") -> int:
+    """How many H-sized vectors the head's dense layer reads."""
+    return 4 if num_inputs == 2 and pair_head == "interaction" else num_inputs
 
 
 class ClassificationHead(nn.Module):
@@ -40,20 +48,22 @@ class CodeClassifier(nn.Module):
     """Encoder + head over ``num_inputs`` functions (1: single function, 2: a pair)."""
 
     def __init__(self, encoder: PreTrainedModel, num_inputs: int = 1, num_labels: int = 2,
-                 dropout: float | None = None, pooling: str = "first"):
+                 dropout: float | None = None, pooling: str = "first", pair_head: str = "concat"):
         super().__init__()
         if num_inputs not in (1, 2):
             raise ValueError(f"num_inputs must be 1 or 2, got {num_inputs}")
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-        self.pooling = pooling
+        if pair_head not in PAIR_HEADS:
+            raise ValueError(f"pair_head must be one of {PAIR_HEADS}, got {pair_head!r}")
+        self.pooling, self.pair_head = pooling, pair_head
         self.encoder = drop_pooler(encoder)
         self.num_inputs = num_inputs
         self.num_labels = num_labels
         hidden = encoder.config.hidden_size
         if dropout is None:
             dropout = getattr(encoder.config, "hidden_dropout_prob", 0.1)
-        self.classifier = ClassificationHead(hidden * num_inputs, hidden, num_labels, dropout)
+        self.classifier = ClassificationHead(hidden * head_inputs(num_inputs, pair_head), hidden, num_labels, dropout)
 
     @property
     def config(self):
@@ -74,4 +84,11 @@ class CodeClassifier(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         if input_ids.dim() == 2:  # one function per row
             input_ids, attention_mask = input_ids.unsqueeze(1), attention_mask.unsqueeze(1)
-        return self.classifier(self.features(input_ids, attention_mask))
+        return self.head(self.features(input_ids, attention_mask))
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits from the ``[B, n * H]`` pooled vectors."""
+        if self.num_inputs == 2 and self.pair_head == "interaction":
+            first, second = features.chunk(2, dim=-1)
+            features = torch.cat([first, second, (first - second).abs(), first * second], dim=-1)
+        return self.classifier(features)

@@ -89,7 +89,8 @@ def save_classifier(model: CodeClassifier, tokenizer: PreTrainedTokenizerBase, f
     single = hf_compatible(model)
     config.architectures = [f"{family.capitalize() if family == 'bert' else 'Roberta'}ForSequenceClassification"
                             if single else "CodeClassifier"]
-    setattr(config, META_KEY, {"num_inputs": model.num_inputs, "pooling": model.pooling, **(metadata or {})})
+    setattr(config, META_KEY, {"num_inputs": model.num_inputs, "pooling": model.pooling, "pair_head": model.pair_head,
+                               **(metadata or {})})
     config.save_pretrained(folder)
     mapping = _hf_key_map(model)
     state = {mapping[k]: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if k in mapping}
@@ -114,7 +115,7 @@ def load_classifier(folder: str | Path) -> tuple[CodeClassifier, PreTrainedToken
     encoder = AutoModel.from_config(config, add_pooling_layer=False) if config.model_type in (
         "bert", "roberta") else AutoModel.from_config(config)
     model = CodeClassifier(encoder, num_inputs=metadata.get("num_inputs", 1), num_labels=config.num_labels,
-                           pooling=metadata.get("pooling", "first"))
+                           pooling=metadata.get("pooling", "first"), pair_head=metadata.get("pair_head", "concat"))
     inverse = {saved: ours for ours, saved in _hf_key_map(model).items()}
     stored = load_file(folder / "model.safetensors")
     state = {inverse[k]: v for k, v in stored.items() if k in inverse}

@@ -20,8 +20,8 @@ class DistillationModule(ClassifierModule):
     """Holds the student and, in ``online`` mode, the frozen teacher.
 
     ``targets: cached`` (default, the fast path) reads the teacher's logits from ``soft_labels``;
-    ``targets: online`` runs the frozen ``teacher`` folder on each batch. ``pooling`` should be the
-    teacher's (the same head reads the same kind of vector). The loss is
+    ``targets: online`` runs the frozen ``teacher`` folder on each batch. ``pooling`` and
+    ``pair_head`` should be the teacher's (the same head reads the same kind of vector). The loss is
     ``(1 - alpha) · KL(softmax(t/T) || softmax(s/T)) · T² + alpha · CE`` (CE only where true labels
     exist; the paper uses ``alpha = 0``). The teacher never enters the student's checkpoint.
     The student tokenizer (byte-level BPE with exactly ``vocab_size`` tokens) is trained on the
@@ -34,7 +34,8 @@ class DistillationModule(ClassifierModule):
                  "roberta", "bert"] = "roberta", targets: Literal["cached", "online"] = "cached",
                  soft_labels: str | None = None, teacher: str | None = None, temperature: float = 1.0,
                  alpha: float = 0.0, tokenizer_cache: str = "runs/cache/tokenizers", dropout: float = 0.1,
-                 pooling: Literal["first", "mean"] = "first", num_inputs: int = 2, num_labels: int = 2,
+                 pooling: Literal["first", "mean"] = "first", pair_head: Literal["concat", "interaction"] = "concat",
+                 num_inputs: int = 2, num_labels: int = 2,
                  positive_label: int = 1, block_size: int = 400,
                  lr: float = 1e-3, weight_decay: float = 0.01, warmup_ratio: float = 0.05,
                  output_dir: str | None = None):
@@ -50,7 +51,8 @@ class DistillationModule(ClassifierModule):
                             "Set soft_labels, or use targets: online with a teacher folder.")
         if targets == "online" and not teacher:
             raise UserError("targets: online needs a teacher folder.", "model.init_args.teacher")
-        self.architecture, self.family, self.targets, self.pooling = architecture, family, targets, pooling
+        self.architecture, self.family, self.targets = architecture, family, targets
+        self.pooling, self.pair_head = pooling, pair_head
         self.temperature, self.alpha = temperature, alpha
         self.soft_labels_path, self.teacher_path, self.tokenizer_cache = soft_labels, teacher, tokenizer_cache
         self.model = self.build_model(dropout)
@@ -64,7 +66,7 @@ class DistillationModule(ClassifierModule):
     def build_model(self, dropout: float) -> torch.nn.Module:
         """The student (subclasses build other kinds, e.g. a BiLSTM, on the same distillation)."""
         return build_student(self.architecture, self.num_inputs, self.family, self.block_size + 2, self.num_labels,
-                             dropout, self.pooling)
+                             dropout, self.pooling, self.pair_head)
 
     @property
     def vocab_size(self) -> int:

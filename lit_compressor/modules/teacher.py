@@ -12,14 +12,15 @@ from lit_compressor.modules.base import ClassifierModule
 
 
 def build_teacher(model_name_or_path: str, num_inputs: int, num_labels: int, kind: str = "plain",
-                  pooling: str = "first"):
+                  pooling: str = "first", pair_head: str = "concat"):
     """``(classifier, tokenizer)`` around a pre-trained encoder (local folder or hub id)."""
     encoder, tokenizer = load_pretrained_encoder(model_name_or_path)
     if kind == "graphcodebert":
         from lit_compressor.graphcodebert.model import build_graphcodebert_classifier
 
         return build_graphcodebert_classifier(encoder, num_inputs, num_labels), tokenizer
-    return CodeClassifier(encoder, num_inputs=num_inputs, num_labels=num_labels, pooling=pooling), tokenizer
+    return CodeClassifier(encoder, num_inputs=num_inputs, num_labels=num_labels, pooling=pooling,
+                          pair_head=pair_head), tokenizer
 
 
 class TeacherModule(ClassifierModule):
@@ -27,13 +28,15 @@ class TeacherModule(ClassifierModule):
 
     ``kind: graphcodebert`` feeds GraphCodeBERT's data-flow inputs (``language`` picks the parser).
     ``pooling``: ``first`` (Compressor, CodeBERT) or ``mean`` (encoders pre-trained with mean pooling,
-    such as the sentence-transformers MiniLM).
+    such as the sentence-transformers MiniLM). ``pair_head``: ``concat`` (Compressor's ``[u, v]``) or
+    ``interaction`` (``[u, v, |u-v|, u*v]``, learns from fewer labelled pairs).
     """
 
     train_split = "labelled"
 
     def __init__(self, model_name_or_path: str = "sentence-transformers/all-MiniLM-L6-v2",
                  kind: Literal["plain", "graphcodebert"] = "plain", pooling: Literal["first", "mean"] = "first",
+                 pair_head: Literal["concat", "interaction"] = "concat",
                  language: Literal["java", "c"] = "java",
                  flow_length: int = 64, num_inputs: int = 2, num_labels: int = 2, positive_label: int = 1,
                  block_size: int = 400, lr: float = 2e-5, weight_decay: float = 0.0, warmup_ratio: float = 0.1,
@@ -42,7 +45,8 @@ class TeacherModule(ClassifierModule):
                          output_dir)
         self.save_hyperparameters()
         self.kind, self.language, self.flow_length = kind, language, flow_length
-        self.model, self.tokenizer = build_teacher(model_name_or_path, num_inputs, num_labels, kind, pooling)
+        self.model, self.tokenizer = build_teacher(model_name_or_path, num_inputs, num_labels, kind, pooling,
+                                                   pair_head)
 
     @property
     def code_encoder(self):

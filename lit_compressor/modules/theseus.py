@@ -93,7 +93,8 @@ def successor_classifier(teacher: CodeClassifier, bounds: list[tuple[int, int]],
     source = layer_stack(teacher.encoder)
     for i, layer in enumerate(layer_stack(encoder)):
         layer.load_state_dict(source[i if init == "bottom" else bounds[i][0]].state_dict())
-    successor = CodeClassifier(encoder, teacher.num_inputs, teacher.num_labels, pooling=teacher.pooling)
+    successor = CodeClassifier(encoder, teacher.num_inputs, teacher.num_labels, pooling=teacher.pooling,
+                               pair_head=teacher.pair_head)
     successor.classifier.load_state_dict(teacher.classifier.state_dict())
     return successor
 

@@ -1,7 +1,8 @@
 """Exact cost of a candidate, from its numbers alone, for the module ``build_student`` builds.
 
 The module is a ``RobertaModel``/``BertModel`` without pooler (``type_vocab_size=1``) and the
-:class:`ClassificationHead` ``dense(nH -> H) -> tanh -> out_proj(H -> num_labels)``, n = num_inputs.
+:class:`ClassificationHead` ``dense(nH -> H) -> tanh -> out_proj(H -> num_labels)``, n = num_inputs
+(4 for a pair with the ``interaction`` head).
 
 - **params**: exactly ``sum(p.numel() for p in model.parameters())`` (checked in tests).
 - **size_mb**: fp32 weights, ``params * 4 / 1e6``: MB = 10^6 bytes, as Compressor's ``searcher.py``
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from lit_compressor.models.classifier import head_inputs
 from lit_compressor.search.space import Genome, SearchSpace
 
 FP32_BYTES = 4
@@ -45,7 +47,7 @@ class Cost:
 def linear_params(genome: Genome, space: SearchSpace) -> tuple[int, int, int]:
     """(weights, biases, count) of all ``nn.Linear`` modules of the student."""
     layers, hidden, _, inter, _ = genome
-    n, labels = space.num_inputs, space.num_labels
+    n, labels = head_inputs(space.num_inputs, space.pair_head), space.num_labels
     weights = layers * (4 * hidden * hidden + 2 * hidden * inter) + n * hidden * hidden + hidden * labels
     biases = layers * (4 * hidden + inter + hidden) + hidden + labels
     return weights, biases, 6 * layers + 2
@@ -64,8 +66,8 @@ def count_flops(genome: Genome, space: SearchSpace, seq_len: int | None = None) 
     layers, hidden, _, inter, _ = genome
     s = space.block_size if seq_len is None else seq_len
     per_layer = 8 * s * hidden * hidden + 4 * s * s * hidden + 4 * s * hidden * inter
-    n = space.num_inputs
-    return n * layers * per_layer + 2 * n * hidden * hidden + 2 * hidden * space.num_labels
+    n, head = space.num_inputs, head_inputs(space.num_inputs, space.pair_head)
+    return n * layers * per_layer + 2 * head * hidden * hidden + 2 * hidden * space.num_labels
 
 
 def cost(genome: Genome, space: SearchSpace, seq_len: int | None = None) -> Cost:

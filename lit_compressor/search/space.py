@@ -65,6 +65,8 @@ class SearchSpace:
     """1: one function per example (vulnerability prediction), 2: a pair (clone detection)."""
     family: Literal["roberta", "bert"] = "roberta"
     num_labels: int = 2
+    pair_head: Literal["concat", "interaction"] = "concat"
+    """The pair head's input: ``[u, v]`` (Compressor) or ``[u, v, |u-v|, u*v]``."""
 
     @property
     def positions(self) -> int:
