@@ -17,6 +17,7 @@ from typing import Literal
 import torch
 from tokenizers import Tokenizer, processors
 
+from lit_compressor.checkpoints import load_checkpoint_state
 from lit_compressor.errors import UserError
 from lit_compressor.models.architecture import StudentArchitecture, build_student
 from lit_compressor.models.classifier import CodeClassifier
@@ -53,13 +54,7 @@ def convert_state_dict(state: dict[str, torch.Tensor], layout: Layout) -> dict[s
 def load_compressor_model(checkpoint: Path, architecture: StudentArchitecture, layout: Layout | None = None,
                           positive_index: int | None = None) -> tuple[CodeClassifier, Layout]:
     """A :class:`CodeClassifier` with the checkpoint's weights, positive class at index 1."""
-    try:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as error:
-        raise UserError(f"cannot read the checkpoint safely ({type(error).__name__}: {error}).", checkpoint,
-                        "Only plain state dicts of tensors are loaded (torch.load weights_only=True).") from None
+    state = load_checkpoint_state(checkpoint, key=None)
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     layout = layout or detect_layout(state)

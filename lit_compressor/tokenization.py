@@ -7,6 +7,7 @@ as ids 0-3) with exactly the vocabulary size the search chose.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -106,7 +107,7 @@ def train_student_tokenizer(texts: Sequence[str], vocab_size: int, cache_dir: st
         single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(".tmp")
+        tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
         tokenizer.save(str(tmp))
         tmp.replace(cache_file)
     return wrap_tokenizer(tokenizer)

@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import DistributedSampler
 from transformers import get_linear_schedule_with_warmup
 
+from lit_compressor.checkpoints import load_checkpoint_state
 from lit_compressor.data.readers import Example
 from lit_compressor.metrics import classification_metrics, scalar_metrics
 from lit_compressor.models.classifier import CodeClassifier
@@ -135,7 +136,7 @@ class ClassifierModule(L.LightningModule):
         best = getattr(self.trainer.checkpoint_callback, "best_model_path", "")
         current = {k: v.clone() for k, v in self.state_dict().items()}
         if best:
-            self.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["state_dict"], strict=False)
+            self.load_state_dict(load_checkpoint_state(best), strict=False)
         self.save_model_folder(self.output_dir)
         self.load_state_dict(current, strict=False)
 
