@@ -62,7 +62,7 @@ class StudentStage:
     architecture: StudentArchitecture | None = None
     family: Literal["auto", "roberta", "bert"] = "auto"
     """``auto``: the teacher's family when it is BERT or RoBERTa, else RoBERTa."""
-    epochs: int = 10
+    epochs: int = 8
     lr: float = 1e-3
     batch_size: int = 32
     temperature: float = 1.0
