@@ -5,8 +5,9 @@
 
 Each stage writes its output under ``output/`` with a ``.stage.json`` that records a hash of its
 inputs; a stage whose record matches is skipped, so a second run redoes nothing and an interrupted
-run resumes (training stages from their ``last.ckpt``). Runs in one process on one device (CPU or
-one GPU); for multi-device training use ``fit`` and ``label`` with ``--trainer.strategy ddp``.
+run resumes (training stages from the ``last.ckpt`` of a run with the same inputs). Runs in one
+process on one device (CPU or one GPU); for multi-device training use ``fit`` and ``label`` with
+``--trainer.strategy ddp``.
 """
 
 from __future__ import annotations
@@ -184,9 +185,11 @@ def compress(task: TaskData | None = None, output: Path = Path("runs/quickstart"
                                    num_labels=task.num_labels, block_size=block_size, lr=teacher.lr,
                                    output_dir=str(teacher_folder))
             data = CodeDataModule(task, teacher.batch_size, eval_batch_size, block_size)
-            _fit_and_test(module, data, output / "teacher_run", teacher.epochs, hardware, "val/accuracy")
+            _fit_and_test(module, data, output / "teacher_run" / _digest(teacher_inputs), teacher.epochs, hardware,
+                          "val/accuracy")
 
-        records.append(run_stage("teacher", teacher_folder, {**data_inputs, **asdict(teacher)}, fit_teacher))
+        teacher_inputs = {**data_inputs, **asdict(teacher)}
+        records.append(run_stage("teacher", teacher_folder, teacher_inputs, fit_teacher))
 
     # 2. soft labels (label() itself skips when the file matches this teacher and data)
     soft_labels = output / "soft_labels.safetensors"
@@ -228,7 +231,8 @@ def compress(task: TaskData | None = None, output: Path = Path("runs/quickstart"
                                     num_labels=task.num_labels, block_size=block_size,
                                     output_dir=str(student_folder))
         data = CodeDataModule(task, student.batch_size, eval_batch_size, block_size)
-        _fit_and_test(module, data, output / "student_run", student.epochs, hardware, "val/accuracy")
+        _fit_and_test(module, data, output / "student_run" / _digest(student_inputs), student.epochs, hardware,
+                      "val/accuracy")
 
     student_inputs = {**data_inputs, **asdict(student), "architecture": architecture.to_dict(), "family": family,
                       "pooling": pooling, "pair_head": pair_head, "soft_labels": file_fingerprint(soft_labels)}
