@@ -190,6 +190,21 @@ def compress(task: TaskData | None = None, output: Path = Path("runs/quickstart"
 
         teacher_inputs = {**data_inputs, **asdict(teacher)}
         records.append(run_stage("teacher", teacher_folder, teacher_inputs, fit_teacher))
+        teacher_metrics = teacher_folder
+    else:  # a given teacher is evaluated on this task's test split, like the student
+        from lit_compressor.modules.labelling import TeacherPredictor
+
+        teacher_metrics = output / "teacher_eval"
+
+        def evaluate_teacher() -> None:
+            predictor = TeacherPredictor(str(teacher_folder), block_size)
+            predictor.output_dir = str(teacher_metrics)
+            L.Trainer(accelerator=hardware.accelerator, devices=hardware.devices, precision=hardware.precision,
+                      logger=False, enable_checkpointing=False).test(
+                predictor, datamodule=CodeDataModule(task, eval_batch_size=eval_batch_size, block_size=block_size))
+
+        records.append(run_stage("teacher evaluation", teacher_metrics,
+                                 {**data_inputs, "teacher": file_fingerprint(teacher_folder)}, evaluate_teacher))
 
     # 2. soft labels (label() itself skips when the file matches this teacher and data)
     soft_labels = output / "soft_labels.safetensors"
@@ -248,13 +263,13 @@ def compress(task: TaskData | None = None, output: Path = Path("runs/quickstart"
                                                       data=Path(task.data_dir), samples=200) and None))
 
     # 7. report
-    report = build_report(teacher_folder, student_folder, task, benchmark_samples, records,
+    report = build_report(teacher_folder, teacher_metrics, student_folder, task, benchmark_samples, records,
                           fingerprint(CodeDataModule(task).split("test")))
     write_report(output, report)
     return report
 
 
-def build_report(teacher_folder: Path, student_folder: Path, task: TaskData, samples: int,
+def build_report(teacher_folder: Path, teacher_metrics: Path, student_folder: Path, task: TaskData, samples: int,
                  records: list[StageRecord], test_fingerprint: str) -> dict[str, Any]:
     """Teacher and student side by side: test metrics, params, MB on disk, p50 latency on this CPU."""
     from lit_compressor.benchmark import benchmark
@@ -263,8 +278,9 @@ def build_report(teacher_folder: Path, student_folder: Path, task: TaskData, sam
                        backends=["pytorch"])
     systems = {row["name"].split(" ")[0]: row for row in timing["systems"]}
     rows = {}
-    for name, folder in (("teacher", teacher_folder), ("student", student_folder)):
-        metrics = json.loads((folder / "metrics.json").read_text())
+    for name, folder, metrics_folder in (("teacher", teacher_folder, teacher_metrics),
+                                         ("student", student_folder, student_folder)):
+        metrics = json.loads((metrics_folder / "metrics.json").read_text())
         timed = systems.get(name, {})
         rows[name] = {**{k: metrics[k] for k in ("accuracy", "precision", "recall", "f1", "params", "size_mb")},
                       "p50_ms": timed.get("p50_ms"), "p95_ms": timed.get("p95_ms"), "folder": str(folder)}

@@ -7,6 +7,7 @@ import json
 from conftest import SAMPLE
 
 from lit_compressor.data.datamodule import TaskData
+from lit_compressor.models.architecture import StudentArchitecture
 from lit_compressor.pipeline import Hardware, SearchStage, StudentStage, TeacherStage, compress
 
 
@@ -36,3 +37,18 @@ def test_compress_runs_every_stage_then_skips_them(tiny_bert, tmp_path):
     again = compress(**settings)
     assert all(s["skipped"] for s in again["stages"])
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+def test_compress_with_a_given_teacher_evaluates_it_on_this_test_split(tiny_bert, tmp_path):
+    from lit_compressor.modules.teacher import TeacherModule
+
+    TeacherModule(str(tiny_bert), num_inputs=2, block_size=64).save_model_folder(tmp_path / "teacher")
+    task = TaskData(data_dir=str(SAMPLE), limit={"labelled": 8, "unlabelled": 32, "valid": 16, "test": 24})
+    report = compress(task=task, output=tmp_path / "run", block_size=64,
+                      teacher=TeacherStage(finetuned=str(tmp_path / "teacher")),
+                      student=StudentStage(architecture=StudentArchitecture(1, 32, 2, 64, 400), epochs=1),
+                      hardware=Hardware(accelerator="cpu"), export=False, benchmark_samples=2)
+    assert [s["name"] for s in report["stages"]] == ["teacher evaluation", "distillation"]
+    evaluated = json.loads((tmp_path / "run" / "teacher_eval" / "metrics.json").read_text())
+    assert report["teacher"]["accuracy"] == evaluated["accuracy"]
+    assert not (tmp_path / "teacher" / "metrics.json").exists()  # the given folder is left as it was
