@@ -99,6 +99,19 @@ def save_classifier(model: CodeClassifier, tokenizer: PreTrainedTokenizerBase, f
     return folder
 
 
+def save_state_folder(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, folder: str | Path,
+                      manifest: str, metadata: dict[str, Any]) -> Path:
+    """A folder for a model that is not a ``transformers`` model: ``model.safetensors``, the JSON
+    ``manifest`` its loader reads, and the tokenizer."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
+    (folder / manifest).write_text(json.dumps(metadata, indent=2) + "\n")
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 def read_metadata(folder: str | Path) -> dict[str, Any]:
     """The ``lit_compressor`` block of a saved folder's ``config.json`` (empty for foreign folders)."""
     config = json.loads((Path(folder) / "config.json").read_text())

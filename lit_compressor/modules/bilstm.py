@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 from transformers import AutoTokenizer
 
 from lit_compressor.errors import UserError
 from lit_compressor.models.architecture import PAD_ID
+from lit_compressor.models.hf_folder import save_state_folder
 from lit_compressor.modules.distillation import DistillationModule
 
 
@@ -120,13 +121,7 @@ class BiLSTMModule(DistillationModule):
                 "shape": asdict(self.shape), "num_inputs": self.num_inputs, "num_labels": self.num_labels}
 
     def save_model_folder(self, folder: str | Path) -> Path:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous().cpu() for k, v in self.model.state_dict().items()}
-        save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
-        (folder / "bilstm.json").write_text(json.dumps(self.export_metadata(), indent=2) + "\n")
-        self.tokenizer.save_pretrained(folder)
-        return folder
+        return save_state_folder(self.model, self.tokenizer, folder, "bilstm.json", self.export_metadata())
 
     @staticmethod
     def load_folder(folder: str | Path) -> tuple[BiLSTMClassifier, Any, dict[str, Any]]:

@@ -23,13 +23,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
 
 from lit_compressor.errors import UserError
 from lit_compressor.models.classifier import ClassificationHead, drop_pooler
-from lit_compressor.models.hf_folder import load_pretrained_encoder, parameter_count
+from lit_compressor.models.hf_folder import load_pretrained_encoder, parameter_count, save_state_folder
 from lit_compressor.modules.base import ClassifierModule
 
 
@@ -184,11 +184,7 @@ class LadderSideModule(ClassifierModule):
         folder = Path(folder)
         (folder / "backbone").mkdir(parents=True, exist_ok=True)
         self.model.backbone.config.save_pretrained(folder / "backbone")
-        state = {k: v.detach().contiguous().cpu() for k, v in self.model.state_dict().items()}
-        save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
-        (folder / "ladder.json").write_text(json.dumps(self.export_metadata(), indent=2) + "\n")
-        self.tokenizer.save_pretrained(folder)
-        return folder
+        return save_state_folder(self.model, self.tokenizer, folder, "ladder.json", self.export_metadata())
 
     @staticmethod
     def load_folder(folder: str | Path) -> tuple[LadderSideNetwork, Any, dict[str, Any]]:
