@@ -80,11 +80,11 @@ _FUNCTIONS: dict[Path, tuple[float, dict[str, str]]] = {}
 
 def _read_functions_cached(path: Path) -> dict[str, str]:
     """``data.jsonl`` is large and shared by all four splits: read it once per process."""
+    key = path.resolve() if path.exists() else path
     mtime = path.stat().st_mtime if path.exists() else -1.0
-    cached = _FUNCTIONS.get(path.resolve() if path.exists() else path)
+    cached = _FUNCTIONS.get(key)
     if cached is None or cached[0] != mtime:
-        cached = (mtime, read_functions(path))
-        _FUNCTIONS[path.resolve() if path.exists() else path] = cached
+        cached = _FUNCTIONS[key] = (mtime, read_functions(path))
     return cached[1]
 
 

@@ -112,6 +112,15 @@ def save_state_folder(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase
     return folder
 
 
+def load_state_folder(folder: str | Path, manifest: str, what: str):
+    """``(manifest, weights, tokenizer)`` of a folder written by :func:`save_state_folder`."""
+    folder = Path(folder)
+    if not (folder / manifest).is_file():
+        raise UserError(f"not a {what} folder ({manifest} missing).", folder)
+    metadata = json.loads((folder / manifest).read_text())
+    return metadata, load_file(folder / "model.safetensors"), AutoTokenizer.from_pretrained(folder)
+
+
 def read_metadata(folder: str | Path) -> dict[str, Any]:
     """The ``lit_compressor`` block of a saved folder's ``config.json`` (empty for foreign folders)."""
     config = json.loads((Path(folder) / "config.json").read_text())

@@ -10,21 +10,18 @@ for, given the vocabulary and embedding sizes. Not a ``transformers`` model: the
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
-from transformers import AutoTokenizer
 
 from lit_compressor.errors import UserError
 from lit_compressor.models.architecture import PAD_ID
-from lit_compressor.models.hf_folder import save_state_folder
+from lit_compressor.models.hf_folder import load_state_folder, save_state_folder
 from lit_compressor.modules.distillation import DistillationModule
 
 
@@ -126,10 +123,7 @@ class BiLSTMModule(DistillationModule):
     @staticmethod
     def load_folder(folder: str | Path) -> tuple[BiLSTMClassifier, Any, dict[str, Any]]:
         """``(model in eval mode, tokenizer, metadata)`` from a folder written by :meth:`save_model_folder`."""
-        folder = Path(folder)
-        if not (folder / "bilstm.json").is_file():
-            raise UserError("not a BiLSTM folder (bilstm.json missing).", folder)
-        metadata = json.loads((folder / "bilstm.json").read_text())
+        metadata, state, tokenizer = load_state_folder(folder, "bilstm.json", "BiLSTM")
         model = BiLSTMClassifier(BiLSTMShape(**metadata["shape"]), metadata["num_inputs"], metadata["num_labels"])
-        model.load_state_dict(load_file(folder / "model.safetensors"))
-        return model.eval(), AutoTokenizer.from_pretrained(folder), metadata
+        model.load_state_dict(state)
+        return model.eval(), tokenizer, metadata

@@ -17,19 +17,22 @@ save_model_folder` writes ``model.safetensors`` (backbone and side), ``ladder.js
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
+from transformers import AutoConfig, AutoModel, PreTrainedModel
 
 from lit_compressor.errors import UserError
 from lit_compressor.models.classifier import ClassificationHead, drop_pooler
-from lit_compressor.models.hf_folder import load_pretrained_encoder, parameter_count, save_state_folder
+from lit_compressor.models.hf_folder import (
+    load_pretrained_encoder,
+    load_state_folder,
+    parameter_count,
+    save_state_folder,
+)
 from lit_compressor.modules.base import ClassifierModule
 
 
@@ -189,17 +192,14 @@ class LadderSideModule(ClassifierModule):
     @staticmethod
     def load_folder(folder: str | Path) -> tuple[LadderSideNetwork, Any, dict[str, Any]]:
         """``(network in eval mode, tokenizer, metadata)`` from a folder written by :meth:`save_model_folder`."""
-        folder = Path(folder)
-        if not (folder / "ladder.json").is_file():
-            raise UserError("not a ladder side-tuning folder (ladder.json missing).", folder)
-        metadata = json.loads((folder / "ladder.json").read_text())
-        config = AutoConfig.from_pretrained(folder / "backbone")
+        metadata, state, tokenizer = load_state_folder(folder, "ladder.json", "ladder side-tuning")
+        config = AutoConfig.from_pretrained(Path(folder) / "backbone")
         kwargs = {"add_pooling_layer": False} if config.model_type in ("bert", "roberta") else {}
         backbone = AutoModel.from_config(config, **kwargs)
         network = LadderSideNetwork(backbone, metadata["num_inputs"], metadata["num_labels"], metadata["reduction"],
                                     metadata["gate_temperature"])
-        network.load_state_dict(load_file(folder / "model.safetensors"))
-        return network.eval(), AutoTokenizer.from_pretrained(folder), metadata
+        network.load_state_dict(state)
+        return network.eval(), tokenizer, metadata
 
 
 def peak_training_memory_mb(model: nn.Module, inputs: dict[str, torch.Tensor], labels: torch.Tensor) -> float:
