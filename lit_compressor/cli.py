@@ -16,7 +16,7 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 FUNCTION_COMMANDS = {
     "search": ("lit_compressor.search.command", "search",
                "Search a student architecture (Compressor's GA or NSGA-II)."),
-    "label": ("lit_compressor.soft_labels", "label", "Write the teacher's soft labels of the unlabelled split."),
+    "label": ("lit_compressor.label", "label", "Write the teacher's soft labels of the unlabelled split."),
     "export": ("lit_compressor.export", "export", "Export a student folder to ONNX and int8."),
     "benchmark": ("lit_compressor.benchmark", "benchmark", "Benchmark a student against its teacher."),
     "compress": ("lit_compressor.pipeline", "compress", "Run every stage: teacher to shipped tiny model."),

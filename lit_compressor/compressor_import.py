@@ -19,9 +19,10 @@ from tokenizers import Tokenizer, processors
 
 from lit_compressor.checkpoints import load_checkpoint_state
 from lit_compressor.errors import UserError
-from lit_compressor.models.architecture import StudentArchitecture, build_student
 from lit_compressor.models.classifier import CodeClassifier
 from lit_compressor.models.hf_folder import save_classifier
+from lit_compressor.models.student import build_student
+from lit_compressor.search.architecture import StudentArchitecture
 from lit_compressor.tokenization import wrap_tokenizer
 
 COMPRESSOR_POSITIONS = 514

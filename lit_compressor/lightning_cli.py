@@ -5,7 +5,8 @@ from __future__ import annotations
 from lightning.pytorch.cli import LightningCLI
 
 from lit_compressor.callbacks import WandbSummary
-from lit_compressor.data.datamodule import CodeDataModule, TaskData
+from lit_compressor.data.datamodule import CodeDataModule
+from lit_compressor.data.task import TaskData
 from lit_compressor.modules.base import ClassifierModule
 
 

@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from lit_compressor.data.datamodule import TaskData
-from lit_compressor.models.architecture import StudentArchitecture
+from lit_compressor.data.task import TaskData
+from lit_compressor.search.architecture import StudentArchitecture
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 SAMPLE_DIR = "data/bigclonebench-sample"
@@ -164,10 +164,12 @@ def compress(task: TaskData | None = None, output: Path = Path("runs/quickstart"
     """
     import lightning as L
 
-    from lit_compressor.data.datamodule import CodeDataModule, fingerprint
+    from lit_compressor.data.datamodule import CodeDataModule
+    from lit_compressor.data.task import fingerprint
+    from lit_compressor.label import label
     from lit_compressor.modules.distillation import DistillationModule
     from lit_compressor.modules.teacher import TeacherModule
-    from lit_compressor.soft_labels import file_fingerprint, label
+    from lit_compressor.soft_labels import file_fingerprint
 
     task, teacher, search = task or TaskData(data_dir=SAMPLE_DIR), teacher or TeacherStage(), search or SearchStage()
     student, hardware = student or StudentStage(), hardware or Hardware()

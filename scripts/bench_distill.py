@@ -26,11 +26,12 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import get_linear_schedule_with_warmup
 
-from lit_compressor.data.datamodule import CodeDataModule, TaskData
+from lit_compressor.data.datamodule import CodeDataModule
+from lit_compressor.data.task import TaskData
 from lit_compressor.losses import mixed_loss
-from lit_compressor.models.architecture import StudentArchitecture
 from lit_compressor.modules.base import model_inputs
 from lit_compressor.modules.distillation import DistillationModule
+from lit_compressor.search.architecture import StudentArchitecture
 from lit_compressor.soft_labels import SoftLabels, load_soft_labels, save_soft_labels
 from lit_compressor.tokenization import CodeEncoder, train_student_tokenizer
 

@@ -31,8 +31,9 @@ from lit_compressor.benchmark import (
 from lit_compressor.data.readers import read_functions
 from lit_compressor.export import export, read_eval_examples
 from lit_compressor.inference import OrtRunner, TorchRunner
-from lit_compressor.models.architecture import StudentArchitecture, build_student
 from lit_compressor.models.hf_folder import load_classifier, save_classifier
+from lit_compressor.models.student import build_student
+from lit_compressor.search.architecture import StudentArchitecture
 from lit_compressor.tokenization import CodeEncoder, train_student_tokenizer
 
 BCB = Path("/work/shared/data/bigclonebench")

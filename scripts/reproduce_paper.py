@@ -186,7 +186,7 @@ def search_architecture(task, target_mb: float, scale: Scale, max_vocab: int, fo
 def run_task(name: str, data_dir: Path, scale: Scale, teacher: str, output: Path, seed: int,
              export: bool) -> list[ResultRow]:
     """Every target of one task; the first target's run fine-tunes and labels, the later ones reuse it."""
-    from lit_compressor.data.datamodule import TaskData
+    from lit_compressor.data.task import TaskData
     from lit_compressor.pipeline import Hardware, SearchStage, StudentStage, TeacherStage, compress
 
     task = TaskData(format=name, data_dir=str(data_dir), limit=dict(scale.limit) if scale.limit else None)

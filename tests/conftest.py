@@ -57,7 +57,7 @@ def tiny_bert(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def sample_task():
-    from lit_compressor.data.datamodule import TaskData
+    from lit_compressor.data.task import TaskData
 
     return TaskData(format="bigclonebench", data_dir=str(SAMPLE),
                     limit={"labelled": 64, "unlabelled": 64, "valid": 32, "test": 32})

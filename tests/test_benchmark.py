@@ -10,8 +10,9 @@ import pytest
 from lit_compressor.benchmark import benchmark, codebert_shape
 from lit_compressor.data.readers import read_functions
 from lit_compressor.export import export
-from lit_compressor.models.architecture import StudentArchitecture, build_student
 from lit_compressor.models.hf_folder import load_classifier, save_classifier
+from lit_compressor.models.student import build_student
+from lit_compressor.search.architecture import StudentArchitecture
 from lit_compressor.tokenization import train_student_tokenizer
 
 BCB = Path("/work/shared/data/bigclonebench")

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from conftest import SAMPLE, SHARED_DATA
 
-from lit_compressor.data.datamodule import CodeDataModule, TaskData, fingerprint
+from lit_compressor.data.datamodule import CodeDataModule
 from lit_compressor.data.readers import normalize_whitespace, read_functions, read_jsonl, read_pairs
+from lit_compressor.data.task import TaskData, fingerprint
 from lit_compressor.errors import DataError
 
 

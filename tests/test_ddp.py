@@ -18,10 +18,12 @@ import torch
 import yaml
 from conftest import ROOT, SAMPLE
 
-from lit_compressor.data.datamodule import TaskData
-from lit_compressor.models.architecture import StudentArchitecture, build_student
+from lit_compressor.data.task import TaskData
+from lit_compressor.label import label
 from lit_compressor.models.hf_folder import save_classifier
-from lit_compressor.soft_labels import label, load_soft_labels
+from lit_compressor.models.student import build_student
+from lit_compressor.search.architecture import StudentArchitecture
+from lit_compressor.soft_labels import load_soft_labels
 from lit_compressor.tokenization import train_student_tokenizer
 
 LIMIT = {"labelled": 8, "unlabelled": 41, "valid": 15, "test": 33}  # odd: DDP pads the last rank

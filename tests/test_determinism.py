@@ -16,7 +16,7 @@ import torch
 from conftest import sample_functions
 from test_interrupt import ROOT, _env, _tiny_classifier, distill_config, make_soft_labels, make_tiny_task
 
-from lit_compressor.data.datamodule import TaskData
+from lit_compressor.data.task import TaskData
 
 
 def _parallel(*commands: list[str]) -> list[subprocess.CompletedProcess]:
@@ -56,7 +56,8 @@ def test_bpe_training_is_deterministic(tmp_path):
 
 
 def test_soft_labelling_is_deterministic(tmp_path):
-    from lit_compressor.soft_labels import label, load_soft_labels
+    from lit_compressor.label import label
+    from lit_compressor.soft_labels import load_soft_labels
 
     task_dir = make_tiny_task(tmp_path / "data")
     teacher = _tiny_classifier(tmp_path / "teacher")

@@ -13,12 +13,14 @@ from torch import nn
 from transformers import AutoModelForSequenceClassification, RobertaModel
 
 from lit_compressor.compressor_import import import_compressor
-from lit_compressor.data.datamodule import CodeDataModule, TaskData
+from lit_compressor.data.datamodule import CodeDataModule
+from lit_compressor.data.task import TaskData
 from lit_compressor.losses import distillation_loss, mixed_loss
-from lit_compressor.models.architecture import StudentArchitecture, build_student, student_config
 from lit_compressor.models.hf_folder import load_classifier, save_classifier
+from lit_compressor.models.student import build_student, student_config
 from lit_compressor.modules.distillation import DistillationModule
 from lit_compressor.modules.teacher import TeacherModule
+from lit_compressor.search.architecture import StudentArchitecture
 from lit_compressor.search.cost import cost
 from lit_compressor.search.space import SearchSpace, genome_of
 from lit_compressor.soft_labels import SoftLabels, save_soft_labels

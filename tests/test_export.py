@@ -11,8 +11,9 @@ import pytest
 from lit_compressor.data.readers import read_functions
 from lit_compressor.errors import UserError
 from lit_compressor.export import ONNX_TOLERANCE, export, read_eval_examples
-from lit_compressor.models.architecture import StudentArchitecture, build_student
 from lit_compressor.models.hf_folder import save_classifier
+from lit_compressor.models.student import build_student
+from lit_compressor.search.architecture import StudentArchitecture
 from lit_compressor.tokenization import train_student_tokenizer
 
 BCB = Path("/work/shared/data/bigclonebench")

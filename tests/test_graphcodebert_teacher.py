@@ -7,9 +7,11 @@ import pytest
 import torch
 from conftest import SAMPLE, SHARED_DATA
 
-from lit_compressor.data.datamodule import CodeDataModule, TaskData
+from lit_compressor.data.datamodule import CodeDataModule
+from lit_compressor.data.task import TaskData
+from lit_compressor.label import label
 from lit_compressor.modules.teacher import TeacherModule
-from lit_compressor.soft_labels import label, load_soft_labels
+from lit_compressor.soft_labels import load_soft_labels
 
 
 @pytest.mark.parametrize(("fmt", "language"), [("bigclonebench", "java"), ("devign", "c")])

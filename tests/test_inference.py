@@ -12,8 +12,9 @@ from lit_compressor import TinyClassifier
 from lit_compressor.data.readers import read_functions, read_jsonl
 from lit_compressor.errors import UserError
 from lit_compressor.export import export
-from lit_compressor.models.architecture import StudentArchitecture, build_student
 from lit_compressor.models.hf_folder import save_classifier
+from lit_compressor.models.student import build_student
+from lit_compressor.search.architecture import StudentArchitecture
 from lit_compressor.tokenization import train_student_tokenizer
 
 BCB = Path("/work/shared/data/bigclonebench")

@@ -60,7 +60,7 @@ def make_soft_labels(task_dir: Path, output: Path, seed: int = 0) -> Path:
     """Seeded random teacher logits for every unlabelled pair (what `label` would cache)."""
     import torch
 
-    from lit_compressor.data.datamodule import TaskData, fingerprint
+    from lit_compressor.data.task import TaskData, fingerprint
     from lit_compressor.soft_labels import SoftLabels, save_soft_labels
 
     examples = TaskData(data_dir=str(task_dir)).read("unlabelled")
@@ -238,8 +238,9 @@ def _tiny_classifier(folder: Path) -> Path:
     """A 1-layer H=32 RoBERTa pair classifier folder (random weights), usable as a labelling teacher."""
     import torch
 
-    from lit_compressor.models.architecture import StudentArchitecture, build_student
     from lit_compressor.models.hf_folder import save_classifier
+    from lit_compressor.models.student import build_student
+    from lit_compressor.search.architecture import StudentArchitecture
     from lit_compressor.tokenization import train_student_tokenizer
 
     torch.manual_seed(0)

@@ -6,9 +6,9 @@ import json
 
 from conftest import SAMPLE
 
-from lit_compressor.data.datamodule import TaskData
-from lit_compressor.models.architecture import StudentArchitecture
+from lit_compressor.data.task import TaskData
 from lit_compressor.pipeline import Hardware, SearchStage, StudentStage, TeacherStage, compress
+from lit_compressor.search.architecture import StudentArchitecture
 
 
 def test_compress_runs_every_stage_then_skips_them(tiny_bert, tmp_path):

@@ -9,9 +9,10 @@ import lightning as L
 import torch
 from conftest import ROOT, SAMPLE
 
-from lit_compressor.data.datamodule import CodeDataModule, TaskData
-from lit_compressor.models.architecture import StudentArchitecture
+from lit_compressor.data.datamodule import CodeDataModule
+from lit_compressor.data.task import TaskData
 from lit_compressor.modules.distillation import DistillationModule
+from lit_compressor.search.architecture import StudentArchitecture
 from lit_compressor.soft_labels import SoftLabels, save_soft_labels
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from lit_compressor.models.architecture import build_student
+from lit_compressor.models.student import build_student
 from lit_compressor.search.cost import cost, size_bounds
 from lit_compressor.search.space import SearchSpace
 

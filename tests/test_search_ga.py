@@ -12,8 +12,8 @@ import yaml
 
 from lit_compressor.cli import main as cli_main
 from lit_compressor.errors import UserError
-from lit_compressor.models.architecture import StudentArchitecture
 from lit_compressor.search import checkpoint
+from lit_compressor.search.architecture import StudentArchitecture
 from lit_compressor.search.command import run_search
 from lit_compressor.search.cost import cost
 from lit_compressor.search.operators import one_point_crossover, resample_mutation

@@ -6,18 +6,13 @@ import pytest
 import torch
 from conftest import SAMPLE
 
-from lit_compressor.data.datamodule import TaskData
+from lit_compressor.data.task import TaskData
 from lit_compressor.errors import UserError
-from lit_compressor.models.architecture import StudentArchitecture, build_student
+from lit_compressor.label import label
 from lit_compressor.models.hf_folder import save_classifier
-from lit_compressor.soft_labels import (
-    SoftLabels,
-    check_matches,
-    gather_predictions,
-    label,
-    load_soft_labels,
-    save_soft_labels,
-)
+from lit_compressor.models.student import build_student
+from lit_compressor.search.architecture import StudentArchitecture
+from lit_compressor.soft_labels import SoftLabels, check_matches, gather_predictions, load_soft_labels, save_soft_labels
 from lit_compressor.tokenization import train_student_tokenizer
 
 

@@ -10,7 +10,7 @@ import torch
 import yaml
 from conftest import ROOT, SAMPLE
 
-from lit_compressor.data.datamodule import TaskData
+from lit_compressor.data.task import TaskData
 from lit_compressor.soft_labels import SoftLabels, save_soft_labels
 
 LIMIT = {"labelled": 8, "unlabelled": 32, "valid": 16, "test": 16}

@@ -2,101 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import random
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal
+from collections.abc import Callable
 
 import lightning as L
 from torch.utils.data import DataLoader
 
-from lit_compressor.data.readers import Example, read_functions, read_jsonl, read_pairs
-from lit_compressor.errors import UserError
-
-Split = Literal["labelled", "unlabelled", "valid", "test"]
-SPLITS: tuple[Split, ...] = ("labelled", "unlabelled", "valid", "test")
-
-DEFAULT_FILES = {
-    "bigclonebench": {"labelled": "label_train.txt", "unlabelled": "unlabel_train.txt",
-                      "valid": "valid.txt", "test": "test.txt"},
-    "devign": {"labelled": "label_train.jsonl", "unlabelled": "unlabel_train.jsonl",
-               "valid": "valid.jsonl", "test": "test.jsonl"},
-    "jsonl": {"labelled": "label_train.jsonl", "unlabelled": "unlabel_train.jsonl",
-              "valid": "valid.jsonl", "test": "test.jsonl"},
-}
-
-
-@dataclass
-class TaskData:
-    """Where a task's data lives and how to read it.
-
-    ``format`` is ``bigclonebench`` (``data.jsonl`` + pair files), ``devign`` or ``jsonl`` (one JSON
-    object a line; one code field for single functions, two for pairs). ``files`` overrides the file
-    name of any split; ``limit`` keeps a seeded random sample of at most that many examples per split.
-    """
-
-    format: Literal["bigclonebench", "devign", "jsonl"] = "bigclonebench"
-    data_dir: str = "../shared/data/bigclonebench"
-    files: dict[str, str] | None = None
-    code_fields: list[str] | None = None
-    label_field: str = "target"
-    id_field: str | None = "idx"
-    num_labels: int = 2
-    limit: dict[str, int] | None = None
-    seed: int = 0
-
-    @property
-    def num_inputs(self) -> int:
-        if self.format == "bigclonebench":
-            return 2
-        return len(self.code_fields or ["func"])
-
-    def path(self, split: Split) -> Path:
-        files = {**DEFAULT_FILES[self.format], **(self.files or {})}
-        return Path(self.data_dir) / files[split]
-
-    def read(self, split: Split) -> list[Example]:
-        classes = range(self.num_labels)
-        labelled = split != "unlabelled"
-        if self.format == "bigclonebench":
-            functions = _read_functions_cached(Path(self.data_dir) / "data.jsonl")
-            examples = read_pairs(self.path(split), functions, labelled=labelled, classes=classes)
-        else:
-            examples = read_jsonl(self.path(split), code_fields=self.code_fields or ["func"],
-                                  label_field=self.label_field, id_field=self.id_field, classes=classes)
-            if labelled and (missing := next((e for e in examples if e.label is None), None)):
-                raise UserError(f"example {missing.id!r} of a labelled split has no {self.label_field!r}.",
-                                self.path(split), "Every line of a labelled split needs a label.")
-        limit = (self.limit or {}).get(split)
-        if limit is not None and limit < len(examples):
-            examples = random.Random(f"{self.seed}-{split}").sample(examples, limit)
-        return examples
-
-
-_FUNCTIONS: dict[Path, tuple[float, dict[str, str]]] = {}
-
-
-def _read_functions_cached(path: Path) -> dict[str, str]:
-    """``data.jsonl`` is large and shared by all four splits: read it once per process."""
-    key = path.resolve() if path.exists() else path
-    mtime = path.stat().st_mtime if path.exists() else -1.0
-    cached = _FUNCTIONS.get(key)
-    if cached is None or cached[0] != mtime:
-        cached = _FUNCTIONS[key] = (mtime, read_functions(path))
-    return cached[1]
-
-
-def fingerprint(examples: Sequence[Example]) -> str:
-    """A hash of a split's ids and code, recorded with everything computed from it."""
-    digest = hashlib.sha256()
-    for example in examples:
-        digest.update(example.id.encode())
-        for code in example.codes:
-            digest.update(b"\0" + code.encode("utf-8", "surrogatepass"))
-        digest.update(b"\1")
-    return digest.hexdigest()[:16]
+from lit_compressor.data.readers import Example
+from lit_compressor.data.task import Split, TaskData
 
 
 class CodeDataModule(L.LightningDataModule):

@@ -14,13 +14,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-POOLINGS = ("first", "mean")
-PAIR_HEADS = ("concat", "interaction")
-
-
-def head_inputs(num_inputs: int, pair_head: str = "concat") -> int:
-    """How many H-sized vectors the head's dense layer reads."""
-    return 4 if num_inputs == 2 and pair_head == "interaction" else num_inputs
+from lit_compressor.search.architecture import PAIR_HEADS, POOLINGS, head_inputs
 
 
 class ClassificationHead(nn.Module):

@@ -20,9 +20,9 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from lit_compressor.errors import UserError
-from lit_compressor.models.architecture import PAD_ID
 from lit_compressor.models.hf_folder import load_state_folder, save_state_folder
 from lit_compressor.modules.distillation import DistillationModule
+from lit_compressor.search.architecture import PAD_ID
 
 
 @dataclass(frozen=True)

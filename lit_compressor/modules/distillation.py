@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 import torch
@@ -10,9 +9,10 @@ import torch
 from lit_compressor.data.readers import Example
 from lit_compressor.errors import UserError
 from lit_compressor.losses import mixed_loss
-from lit_compressor.models.architecture import StudentArchitecture, build_student
 from lit_compressor.models.hf_folder import load_classifier
+from lit_compressor.models.student import build_student
 from lit_compressor.modules.base import ClassifierModule, model_inputs
+from lit_compressor.search.architecture import StudentArchitecture
 from lit_compressor.tokenization import CodeEncoder, train_student_tokenizer
 
 
@@ -87,7 +87,7 @@ class DistillationModule(ClassifierModule):
         if stage != "fit":
             return
         if self.targets == "cached" and self._targets is None:
-            from lit_compressor.data.datamodule import fingerprint
+            from lit_compressor.data.task import fingerprint
             from lit_compressor.soft_labels import check_matches, load_soft_labels
 
             examples = self.trainer.datamodule.split("unlabelled")
@@ -132,9 +132,3 @@ class DistillationModule(ClassifierModule):
     def export_metadata(self) -> dict:
         return {**super().export_metadata(), "architecture": self.architecture.to_dict(), "family": self.family}
 
-
-def load_architecture(path: str | Path) -> StudentArchitecture:
-    """Read an ``architecture.yaml`` written by ``lit-compressor search``."""
-    import yaml
-
-    return StudentArchitecture(**yaml.safe_load(Path(path).read_text()))

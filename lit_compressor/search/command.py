@@ -23,8 +23,8 @@ from deap import tools
 from rich.progress import Progress
 
 from lit_compressor.errors import UserError
-from lit_compressor.models.architecture import StudentArchitecture
 from lit_compressor.search import checkpoint, report
+from lit_compressor.search.architecture import StudentArchitecture
 from lit_compressor.search.cost import Cost, cost, size_bounds
 from lit_compressor.search.ga import (
     EvolutionState,

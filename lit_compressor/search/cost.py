@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from lit_compressor.models.classifier import head_inputs
+from lit_compressor.search.architecture import head_inputs
 from lit_compressor.search.space import Genome, SearchSpace
 
 FP32_BYTES = 4

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from lit_compressor.models.architecture import StudentArchitecture
+from lit_compressor.search.architecture import StudentArchitecture
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -1,35 +1,11 @@
-"""A student's architecture (the genes the search chooses) and how to build it."""
+"""Building a student: the ``transformers`` model the search's genes describe."""
 
 from __future__ import annotations
-
-from dataclasses import asdict, dataclass
 
 from transformers import AutoConfig, AutoModel, PretrainedConfig
 
 from lit_compressor.models.classifier import CodeClassifier
-
-STUDENT_FAMILIES = ("roberta", "bert")
-PAD_ID = 1  # the student BPE tokenizer's <pad>, as in Compressor
-
-
-@dataclass(frozen=True)
-class StudentArchitecture:
-    """The five genes of Compressor's search, named as in ``transformers`` configs."""
-
-    num_hidden_layers: int = 12
-    hidden_size: int = 96
-    num_attention_heads: int = 8
-    intermediate_size: int = 64
-    vocab_size: int = 1000
-
-    def __post_init__(self) -> None:
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"hidden_size {self.hidden_size} must be divisible by num_attention_heads {self.num_attention_heads}"
-            )
-
-    def to_dict(self) -> dict[str, int]:
-        return asdict(self)
+from lit_compressor.search.architecture import PAD_ID, STUDENT_FAMILIES, StudentArchitecture
 
 
 def student_config(architecture: StudentArchitecture, family: str = "roberta", max_positions: int = 402,
