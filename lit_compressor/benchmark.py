@@ -56,7 +56,12 @@ class System:
 
     def predict(self, rows: Sequence[Sequence[str]]) -> np.ndarray:
         batch = self.encoder.encode_codes(rows)
-        return self.runner(batch["input_ids"], batch["attention_mask"])
+        return self.runner(batch["input_ids"], batch["attention_mask"], **graph_extra(batch))
+
+
+def graph_extra(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The position ids of a data-flow batch (GraphCodeBERT inputs); nothing for plain batches."""
+    return {"position_ids": batch["position_ids"]} if "position_ids" in batch else {}
 
 
 class PeakRss:
@@ -165,6 +170,14 @@ def load_teacher(teacher: str, num_inputs: int, block_size: int, data: Path, exa
 
 def load_student(folder: Path, backend: str, threads: int | None) -> System:
     """The student folder in ``backend`` ('pytorch', 'onnx' or 'onnx-int8')."""
+    if read_metadata(folder).get("kind") == "graphcodebert":  # data-flow inputs, parsed in every prediction
+        from lit_compressor.graphcodebert.folder import load_graph_classifier
+        from lit_compressor.graphcodebert.runtime import load_graph_runtime
+
+        runner, graph_encoder, graph_model = load_graph_runtime(folder, backend, threads, cache_size=0)
+        path = folder / "model.safetensors" if backend == "pytorch" else onnx_file(folder, backend)
+        return System(f"student ({backend})", runner, graph_encoder, graph_model or load_graph_classifier(folder)[0],
+                      path.stat().st_size, path.name)
     model, tokenizer, metadata = load_classifier(folder)
     encoder = CodeEncoder(tokenizer, int(metadata.get("block_size", DEFAULT_BLOCK_SIZE)), cache_size=0)
     if backend == "pytorch":
@@ -182,7 +195,7 @@ def flops(system: System, codes: Sequence[str]) -> int:
     batch = system.encoder.encode_codes([codes])
     counter = FlopCounterMode(display=False)
     with counter, torch.inference_mode():
-        system.model(batch["input_ids"], batch["attention_mask"])
+        system.model(batch["input_ids"], batch["attention_mask"], **graph_extra(batch))
     return counter.get_total_flops()
 
 

@@ -31,7 +31,7 @@ from lit_compressor.data.readers import Example, read_functions, read_jsonl, rea
 from lit_compressor.errors import UserError
 from lit_compressor.inference import DEFAULT_BLOCK_SIZE, OrtRunner, TorchRunner, softmax
 from lit_compressor.models.classifier import CodeClassifier
-from lit_compressor.models.hf_folder import load_classifier, save_classifier
+from lit_compressor.models.hf_folder import load_classifier, read_metadata, save_classifier
 from lit_compressor.tokenization import CodeEncoder
 
 ONNX_TOLERANCE = 1e-4
@@ -179,6 +179,13 @@ def export(model: Path, output: Path, onnx: bool = True, int8: bool = True, over
     if int8 and not onnx:
         raise UserError("int8 export quantises the ONNX model.", fix="Pass --onnx true, or --int8 false.")
     check_output(output, model, overwrite)
+    if (model / "config.json").is_file() and read_metadata(model).get("kind") == "graphcodebert":
+        from lit_compressor.graphcodebert.export import export_graph  # data-flow inputs
+
+        examples = read_eval_examples(data, samples) if data is not None else random_examples(
+            int(read_metadata(model).get("num_inputs", 1)))
+        note = f"{len(examples)} test examples from {data}" if data else "made-up code (no --data)"
+        return export_graph(model, output, examples, note, onnx, int8, overwrite)
     classifier, tokenizer, metadata = load_classifier(model)
     if overwrite and output.is_dir() and output.resolve() != model.resolve():
         for name in ("model.onnx", "model.optimized.onnx", "model.int8.onnx", "export.json"):

@@ -100,6 +100,11 @@ class TinyClassifier:
             raise UserError("not a model folder (no config.json).", folder,
                             "Give a folder written by training or by `lit-compressor export`.")
         metadata = read_metadata(folder)
+        if metadata.get("kind") == "graphcodebert":  # data-flow inputs: GraphCodeBERT students and teachers
+            from lit_compressor.graphcodebert.runtime import load_graph_runtime
+
+            runner, graph_encoder, _ = load_graph_runtime(folder, backend, threads)
+            return cls(runner, graph_encoder, int(metadata.get("num_inputs", 1)), backend)
         if backend == "pytorch":
             if threads:
                 torch.set_num_threads(threads)
@@ -116,7 +121,8 @@ class TinyClassifier:
     def logits(self, rows: Sequence[Sequence[str]]) -> np.ndarray:
         """``[B, num_labels]`` logits of rows of ``num_inputs`` functions each."""
         batch = self.encoder.encode_codes(rows)
-        return self.runner(batch["input_ids"], batch["attention_mask"])
+        extra = {"position_ids": batch["position_ids"]} if "position_ids" in batch else {}
+        return self.runner(batch["input_ids"], batch["attention_mask"], **extra)
 
     def predict(self, *codes: str) -> Prediction:
         """One function (single-input models) or two (pair models)."""
