@@ -150,6 +150,7 @@ def test_compressor_checkpoint_import_gives_the_same_logits(layout, tmp_path):
     torch.manual_seed(0)
     architecture = StudentArchitecture(2, 48, 4, 64, 400)
     config = student_config(architecture, "roberta", max_positions=514)
+    config.layer_norm_eps = 1e-5  # Compressor built its students from CodeBERT's config
     tokenizer = train_student_tokenizer(sample_functions(), 400)
     tokenizer.backend_tokenizer.save(str(tmp_path / "tokenizer.json"))
     codes = sample_functions(8)
@@ -170,7 +171,7 @@ def test_compressor_checkpoint_import_gives_the_same_logits(layout, tmp_path):
     torch.save(original.state_dict(), tmp_path / "model.bin")
 
     folder = import_compressor(tmp_path / "model.bin", tmp_path / "tokenizer.json", tmp_path / "imported",
-                               *architecture.to_dict().values())
+                               *architecture.to_dict().values(), inputs="plain" if layout == "vulnerability" else None)
     model, imported_tokenizer, metadata = load_classifier(folder)
     batch = CodeEncoder(imported_tokenizer, 400).encode_codes(
         [codes[i:i + 2] for i in range(0, 8, 2)] if layout == "clone" else [[c] for c in codes])
