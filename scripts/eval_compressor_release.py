@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import random
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,8 @@ def predict(model: torch.nn.Module, encoder, examples: list[Example], batch_size
     out = []
     with torch.inference_mode():
         for start in range(0, len(examples), batch_size):
+            if start and start % (50 * batch_size) == 0:
+                print(f"  {start}/{len(examples)}", file=sys.stderr, flush=True)
             batch = encoder.encode_codes([e.codes for e in examples[start:start + batch_size]])
             extra = {"position_ids": batch["position_ids"]} if "position_ids" in batch else {}
             out.append(model(batch["input_ids"], batch["attention_mask"], **extra).softmax(-1).numpy())

@@ -331,3 +331,17 @@ def test_released_clone_student_on_100_real_test_pairs(released_clone, bcb_test)
     accuracy = float(((right > 0.5) == labels).mean())
     assert accuracy >= 0.93, accuracy
     assert np.abs(right - plain).mean() > 0.02 and np.abs(right - other_layout).mean() > 0.02
+
+
+def test_benchmark_times_a_data_flow_student_on_its_own_inputs(tmp_path, bpe_file):
+    from lit_compressor.benchmark import load_student, measure
+    from lit_compressor.data.readers import Example
+
+    folder = import_compressor(save_checkpoint(tmp_path, "graphcodebert-clone"), bpe_file, tmp_path / "out", **TINY)
+    system = load_student(folder, "pytorch", threads=1)
+    codes = sample_functions(6)
+    examples = [Example(str(i), (codes[i], codes[i + 1])) for i in range(0, 6, 2)]
+    (row,) = measure([system], examples, batch_size=4, warmup=1)
+    assert row["parameters"] == sum(p.numel() for p in system.model.parameters()) and row["gflops_first_input"] > 0
+    graph = system.encoder.encode(codes[0])
+    assert row["tokens_first_input"][0] == len(graph.input_ids) > graph.num_code  # code sub-words and nodes
