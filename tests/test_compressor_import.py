@@ -230,8 +230,10 @@ def research_inputs(graph: DataFlowGraph, tokenizer: Tokenizer, clone: bool, cod
     return ids, positions, mask
 
 
-def research_clone_probabilities(state: dict, rows: list[tuple[list[int], list[int], torch.Tensor]]) -> torch.Tensor:
-    """The research clone model's forward: node embeddings averaged, RoBERTa, pair head, softmax."""
+def research_probabilities(state: dict, rows: list[tuple[list[int], list[int], torch.Tensor]],
+                           clone: bool) -> torch.Tensor:
+    """The research models' forward: node embeddings averaged, RoBERTa, then the outer pair head (clone) or
+    the inner sequence-classification head (vulnerability), softmax."""
     model = RobertaForSequenceClassification(research_config(1000, 96, 12, 8, 64)).eval()
     model.load_state_dict({k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}, strict=False)
     ids = torch.tensor([r[0] for r in rows])
@@ -245,6 +247,8 @@ def research_clone_probabilities(state: dict, rows: list[tuple[list[int], list[i
         words = words * (~nodes)[:, :, None] + torch.einsum("abc,acd->abd", weights, words) * nodes[:, :, None]
         additive = (1.0 - mask[:, None].float()) * -10000.0  # transformers' 3-D mask handling of the time
         hidden = model.roberta(inputs_embeds=words, attention_mask=additive, position_ids=positions)[0]
+        if not clone:
+            return model.classifier(hidden).softmax(-1)
         pair = hidden[:, 0, :].reshape(-1, 2 * 96)
         logits = state["classifier.out_proj.weight"] @ torch.tanh(
             pair @ state["classifier.dense.weight"].T + state["classifier.dense.bias"]).T
@@ -275,10 +279,30 @@ def test_released_graphcodebert_clone_student_reads_the_research_layout(released
     rows = [research_inputs(extract_dataflow(code, "java"), tokenizer, clone=True)
             for example in examples for code in example.codes]
     assert any(positions.count(1) == 0 for _, positions, _ in rows[:2])  # the long one fills all 512 positions
-    expected = research_clone_probabilities(torch.load(CLONE_BIN, map_location="cpu", weights_only=True), rows)
+    expected = research_probabilities(torch.load(CLONE_BIN, map_location="cpu", weights_only=True), rows, clone=True)
     got = TinyClassifier.from_pretrained(released_clone).predict_batch([e.codes for e in examples])
     torch.testing.assert_close(torch.tensor([p.probabilities for p in got], dtype=torch.float32), expected,
                                atol=1e-5, rtol=1e-4)
+
+
+@needs_release
+def test_released_graphcodebert_vulnerability_student_reads_the_research_layout(tmp_path):
+    """Whitespace collapsed before parsing, two positions reserved, the inner head, class 0 = vulnerable."""
+    from lit_compressor.data.readers import normalize_whitespace
+    from lit_compressor.data.task import load_task
+    from lit_compressor.graphcodebert.dataflow import extract_dataflow
+
+    folder = import_compressor(VULN_BIN, VULN_BPE, tmp_path / "vuln", inputs="dataflow")
+    functions = load_task(SHARED_DATA / "devign").read("test")
+    examples = [max(functions, key=lambda e: len(e.codes[0])), functions[0], functions[1]]
+    tokenizer = Tokenizer.from_file(str(VULN_BPE))
+    rows = [research_inputs(extract_dataflow(normalize_whitespace(e.codes[0]), "c"), tokenizer, clone=False)
+            for e in examples]
+    assert rows[0][1].count(1) == 0  # the long one fills all 512 positions
+    expected = research_probabilities(torch.load(VULN_BIN, map_location="cpu", weights_only=True), rows, clone=False)
+    got = TinyClassifier.from_pretrained(folder).predict_batch([e.codes[0] for e in examples])
+    torch.testing.assert_close(torch.tensor([p.probabilities for p in got], dtype=torch.float32),
+                               expected.flip(-1), atol=1e-5, rtol=1e-4)  # our index 1 = their index 0
 
 
 @needs_release
@@ -302,22 +326,26 @@ def test_data_flow_export_agrees_with_pytorch_and_runs_in_tiny_classifier(tmp_pa
 
 @pytest.mark.slow
 @needs_release
-def test_released_clone_student_on_100_real_test_pairs(released_clone, bcb_test):
-    """Accuracy with the research layout, against plain inputs and against GraphCodeBERT's own layout rules."""
+def test_released_clone_student_on_200_real_test_pairs(released_clone, bcb_test):
+    """The research layout against plain inputs and against GraphCodeBERT's own layout rules, same weights.
+
+    Measured on these 200 pairs: accuracy 0.94 (data flow) and 0.92 (plain); on all 4,000 test pairs
+    0.938 and 0.893 (docs/benchmarks.md).
+    """
     import dataclasses
 
     from lit_compressor.graphcodebert.folder import graph_encoder, load_graph_classifier
     from lit_compressor.models.hf_folder import load_classifier
     from lit_compressor.tokenization import CodeEncoder
 
-    examples = random.Random(0).sample(bcb_test, 100)
+    examples = random.Random(0).sample(bcb_test, 200)
     labels = np.array([e.label for e in examples])
     model, tokenizer, metadata = load_graph_classifier(released_clone)
 
     def probabilities(encoder, net) -> np.ndarray:
         out = []
         with torch.inference_mode():
-            for start in range(0, 100, 20):
+            for start in range(0, len(examples), 20):
                 batch = encoder.encode_codes([e.codes for e in examples[start:start + 20]])
                 extra = {"position_ids": batch["position_ids"]} if "position_ids" in batch else {}
                 out.append(net(batch["input_ids"], batch["attention_mask"], **extra).softmax(-1)[:, 1].numpy())
@@ -329,9 +357,9 @@ def test_released_clone_student_on_100_real_test_pairs(released_clone, bcb_test)
     ours.rules = dataclasses.replace(ours.rules, node_self_attention=True, tokens_alone=False)
     other_layout = probabilities(ours, model)
     accuracy = float(((right > 0.5) == labels).mean())
-    assert accuracy >= 0.93, accuracy
-    assert np.abs(right - plain).mean() > 0.02 and np.abs(right - other_layout).mean() > 0.02
-
+    assert accuracy >= 0.92, accuracy
+    assert accuracy > float(((plain > 0.5) == labels).mean())
+    assert np.abs(right - plain).mean() > 0.04 and np.abs(right - other_layout).mean() > 0.02
 
 def test_benchmark_times_a_data_flow_student_on_its_own_inputs(tmp_path, bpe_file):
     from lit_compressor.benchmark import load_student, measure
