@@ -42,7 +42,7 @@ class TeacherPredictor(ClassifierModule):
                          positive_label=metadata.get("positive_label", 1), block_size=block_size)
         self.model, self.tokenizer, self.metadata = model.requires_grad_(False), tokenizer, metadata
         if metadata.get("kind") == "graphcodebert":
-            from lit_compressor.graphcodebert.inputs import GraphCodeEncoder
+            from lit_compressor.graphcodebert.inputs import GraphCodeEncoder, LayoutRules
             from lit_compressor.graphcodebert.model import build_graphcodebert_classifier
 
             graph = build_graphcodebert_classifier(model.encoder, model.num_inputs, model.num_labels)
@@ -50,7 +50,8 @@ class TeacherPredictor(ClassifierModule):
             self.model = graph.eval().requires_grad_(False)
             flow = metadata.get("flow_length", 64)
             self._code_encoder = GraphCodeEncoder(tokenizer, code_length=block_size - flow, flow_length=flow,
-                                                  language=metadata.get("language", "java"))
+                                                  language=metadata.get("language", "java"),
+                                                  rules=LayoutRules.from_dict(metadata.get("layout_rules")))
 
 
 class SoftLabelWriter(BasePredictionWriter):
