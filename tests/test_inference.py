@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import SHARED_DATA
 
 from lit_compressor import TinyClassifier
 from lit_compressor.data.readers import read_functions, read_jsonl
@@ -17,8 +18,9 @@ from lit_compressor.models.student import build_student
 from lit_compressor.search.architecture import StudentArchitecture
 from lit_compressor.tokenization import train_student_tokenizer
 
-BCB = Path("/work/shared/data/bigclonebench")
-DEVIGN = Path("/work/shared/data/devign")
+pytestmark = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
+BCB = SHARED_DATA / "bigclonebench"
+DEVIGN = SHARED_DATA / "devign"
 
 
 @pytest.fixture(scope="module")
