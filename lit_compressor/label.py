@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lit_compressor.data.task import TaskData
+from lit_compressor.data.task import TaskData, load_task
 from lit_compressor.errors import UserError
 from lit_compressor.search.architecture import teacher_head
 from lit_compressor.soft_labels import SoftLabels, file_fingerprint, is_current, save_soft_labels
@@ -12,7 +12,7 @@ from lit_compressor.teacher_outputs import Kind, read_teacher_outputs
 
 
 def label(teacher: str | None = None, output: Path = Path("runs/soft_labels.safetensors"),
-          task: TaskData | None = None, block_size: int = 400, batch_size: int = 64, accelerator: str = "auto",
+          task: TaskData | str | None = None, block_size: int = 400, batch_size: int = 64, accelerator: str = "auto",
           devices: int | str = 1, strategy: str = "auto", precision: str | None = None, force: bool = False,
           from_file: Path | None = None, kind: Kind = "auto", smoothing: float = 0.0) -> Path:
     """Label the unlabelled split with a fine-tuned teacher folder, or read a teacher's outputs produced
@@ -21,7 +21,7 @@ def label(teacher: str | None = None, output: Path = Path("runs/soft_labels.safe
     Args:
         teacher: the fine-tuned teacher's Hugging Face folder (written by fitting a TeacherModule).
         output: the soft-label file (safetensors).
-        task: the data (as in the ``data.task`` block of a fit config).
+        task: the data: its fields (as in the ``data.task`` block of a fit config), or a task YAML or folder.
         block_size: tokens per function.
         batch_size: functions per forward pass (the teacher encodes each unique function once).
         accelerator: Lightning accelerator (cpu, gpu, auto).
@@ -42,7 +42,7 @@ def label(teacher: str | None = None, output: Path = Path("runs/soft_labels.safe
     from lit_compressor.modules.labelling import SoftLabelWriter, TeacherPredictor
     from lit_compressor.soft_labels import unique_functions
 
-    task = task or TaskData()
+    task = load_task(task) if task is not None else TaskData()
     examples = task.read("unlabelled")
     if from_file is not None:
         return label_from_file(Path(from_file), Path(output), task, examples, kind, smoothing, force)
