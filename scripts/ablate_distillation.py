@@ -26,6 +26,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "representation": {"representation": {"weight": 1.0, "distance": "cosine"}},
     "both": {"augment": {"pairs_per_epoch": "unlabelled", "strategy": "neighbours"},
              "representation": {"weight": 1.0, "distance": "cosine"}},
+    "functions": {"augment": {"mode": "functions", "strategy": "neighbours"}},
+    "functions+representation": {"augment": {"mode": "functions", "strategy": "neighbours"},
+                                 "representation": {"weight": 1.0, "distance": "cosine"}},
 }
 
 
@@ -41,7 +44,7 @@ def fit_variant(name: str, settings: dict[str, Any], args: argparse.Namespace, t
 
     folder = args.output / name
     settings = json.loads(json.dumps(settings))
-    if "augment" in settings and settings["augment"]["pairs_per_epoch"] == "unlabelled":
+    if settings.get("augment", {}).get("pairs_per_epoch") == "unlabelled":
         settings["augment"]["pairs_per_epoch"] = len(task.read("unlabelled")) * args.augment_ratio
     L.seed_everything(args.seed)
     module = DistillationModule(architecture, soft_labels=str(soft_labels), num_inputs=task.num_inputs,
@@ -49,7 +52,11 @@ def fit_variant(name: str, settings: dict[str, Any], args: argparse.Namespace, t
                                 tokenizer_cache=str(args.output / "tokenizers"), output_dir=str(folder / "student"),
                                 augment=Augmentation(**settings.get("augment", {}), seed=args.seed),
                                 representation=Representation(**settings.get("representation", {})))
-    data = CodeDataModule(task, batch_size=args.batch_size, eval_batch_size=64, block_size=args.block_size)
+    # the same compute a step: a batch of B pairs encodes 2B functions, a batch of groups 2B functions too
+    batch_size = args.batch_size
+    if settings.get("augment", {}).get("mode") == "functions":
+        batch_size = 2 * args.batch_size // module.augment.group_size
+    data = CodeDataModule(task, batch_size=batch_size, eval_batch_size=64, block_size=args.block_size)
     checkpoint = ModelCheckpoint(dirpath=folder / "checkpoints", monitor="val/accuracy", mode="max")
     trainer = L.Trainer(max_steps=args.steps, val_check_interval=args.val_every, check_val_every_n_epoch=None,
                         callbacks=[checkpoint], logger=False, enable_progress_bar=False, num_sanity_val_steps=0,

@@ -184,3 +184,36 @@ def test_augment_and_representation_need_the_function_cache(tmp_path):
         DistillationModule(TINY, soft_labels=str(path), representation=Representation(weight=1.0))
     with pytest.raises(UserError, match="pair tasks"):
         DistillationModule(TINY, soft_labels=str(path), num_inputs=1, augment=Augmentation(pairs_per_epoch=4))
+
+
+def test_function_batches_train_on_every_pair_of_their_functions(soft_labels, tmp_path):
+    """``augment.mode: functions``: a batch encodes each function once; its loss is the KL over all its pairs."""
+    from lit_compressor.augmentation import EpochFunctions, all_pairs
+    from lit_compressor.losses import distillation_loss
+
+    assert all_pairs(3).tolist() == [[0, 1], [0, 2], [1, 0], [1, 2], [2, 0], [2, 1]]
+    torch.manual_seed(0)
+    module = DistillationModule(TINY, soft_labels=str(soft_labels), block_size=64, lr=3e-3,
+                                augment=Augmentation(mode="functions", group_size=3, neighbours=4, seed=2),
+                                tokenizer_cache=str(tmp_path / "tok"))
+    trainer = _fit(module, 1, tmp_path)
+    data = trainer.train_dataloader.dataset
+    functions = module._labels.functions
+    assert isinstance(data, EpochFunctions) and len(data) == len(functions.keys)  # every function an anchor
+    anchors = sorted(group.rows[0] for group in data.groups)
+    assert anchors == list(range(len(functions.keys)))
+    for group in data.groups[:5]:  # the partners are among the anchor's 4 nearest
+        assert set(group.rows[1:]) <= set(data.neighbours[group.rows[0]].tolist())
+
+    batch = module.collate(data.groups[:4])
+    rows = batch["function_rows"].reshape(-1)
+    assert len(rows) == len(set(rows.tolist())) <= 12 and len(batch["pair_index"]) == len(rows) * (len(rows) - 1)
+    module.eval()
+    logits, targets, _ = module._function_batch_losses(batch)
+    with torch.no_grad():
+        pooled = module.model.features(batch["input_ids"], batch["attention_mask"]).reshape(len(rows), -1)
+    first, second = batch["pair_index"][0].tolist()
+    expected = module.model.head(torch.cat([pooled[first], pooled[second]])[None])[0]
+    torch.testing.assert_close(logits[0], expected)
+    torch.testing.assert_close(targets[0], functions.logits(rows[[first, second]][None])[0])
+    assert distillation_loss(logits, targets).item() > 0

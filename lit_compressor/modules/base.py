@@ -18,7 +18,7 @@ from lit_compressor.models.classifier import CodeClassifier
 from lit_compressor.models.hf_folder import parameter_count, save_classifier
 from lit_compressor.tokenization import CodeEncoder
 
-BATCH_KEYS = ("labels", "ids", "function_rows")
+BATCH_KEYS = ("labels", "ids", "function_rows", "pair_index")
 
 
 def model_inputs(batch: dict, prefix: str = "") -> dict[str, torch.Tensor]:

@@ -9,7 +9,7 @@ from typing import Literal
 
 import torch
 
-from lit_compressor.augmentation import Augmentation, EpochPairs
+from lit_compressor.augmentation import Augmentation, EpochFunctions, EpochPairs, FunctionGroup, all_pairs
 from lit_compressor.data.readers import Example
 from lit_compressor.errors import UserError
 from lit_compressor.losses import masked_mean, mixed_loss, representation_loss
@@ -98,12 +98,12 @@ class DistillationModule(ClassifierModule):
         needs_teacher = targets == "online" or self.hidden_states.weight > 0
         if needs_teacher and not teacher:
             raise UserError("targets: online and hidden_states need the teacher folder.", "model.init_args.teacher")
-        if (self.representation.weight > 0 or self.augment.pairs_per_epoch > 0) and targets != "cached":
+        if (self.representation.weight > 0 or self.augment.enabled) and targets != "cached":
             raise UserError("representation and augment read the soft-label file's function cache.",
                             "model.init_args.targets", "Use targets: cached with a soft_labels file.")
-        if self.augment.pairs_per_epoch > 0 and num_inputs != 2:
+        if self.augment.enabled and num_inputs != 2:
             raise UserError("augment makes new pairs: it is for pair tasks (clone detection).",
-                            "model.init_args.augment", "Set augment.pairs_per_epoch: 0.")
+                            "model.init_args.augment", "Remove `augment` (or set mode: pairs, pairs_per_epoch: 0).")
         priced: dict = {}
         if isinstance(architecture, str):  # an architecture.yaml written by the search
             priced = read_priced_for(architecture)
@@ -137,7 +137,8 @@ class DistillationModule(ClassifierModule):
         self._labels: SoftLabels | None = None
         self._rows: dict[str, int] = {}
         self._function_rows: dict[str, int] = {}
-        self._train_pairs: EpochPairs | None = None
+        self._train_data: EpochPairs | EpochFunctions | None = None
+        self._codes: list[str] = []  # the function cache's code, by row
         self.strict_loading = False  # the teacher's weights are not in our checkpoints
 
     def build_model(self, dropout: float) -> torch.nn.Module:
@@ -187,20 +188,23 @@ class DistillationModule(ClassifierModule):
         labels = load_soft_labels(self.soft_labels_path)
         check_matches(labels, [e.id for e in examples], self.soft_labels_path,
                       fingerprint(examples) if labels.metadata.get("data") else None)
-        if (self.representation.weight > 0 or self.augment.pairs_per_epoch > 0) and labels.functions is None:
+        if (self.representation.weight > 0 or self.augment.enabled) and labels.functions is None:
             raise UserError("this soft-label file has no function cache (teacher vectors): it was not written by "
                             "`lit-compressor label` with a teacher folder.", self.soft_labels_path,
                             "Label with the teacher, or set representation.weight and augment.pairs_per_epoch to 0.")
         self._labels, self._rows = labels, labels.lookup()
         if labels.functions is not None:
             self._function_rows = labels.functions.rows()
-        if self.augment.pairs_per_epoch > 0:
+        if self.augment.enabled:
             codes = {function_key(code): code for example in examples for code in example.codes}
-            self._train_pairs = EpochPairs(examples, labels.functions, codes, self.augment)
+            self._codes = [codes[key] for key in labels.functions.keys]
+            self._train_data = (EpochFunctions(labels.functions, self.augment) if self.augment.mode == "functions"
+                                else EpochPairs(examples, labels.functions, codes, self.augment))
 
-    def train_dataset(self, datamodule) -> list[Example] | EpochPairs:
-        """What the data module's train loader serves: the unlabelled split, plus augmented pairs."""
-        return self._train_pairs if self._train_pairs is not None else datamodule.split("unlabelled")
+    def train_dataset(self, datamodule) -> list[Example] | EpochPairs | EpochFunctions:
+        """What the data module's train loader serves: the unlabelled split, plus augmented pairs, or
+        groups of cached functions (``augment.mode: functions``)."""
+        return self._train_data if self._train_data is not None else datamodule.split("unlabelled")
 
     def layer_map(self) -> list[int]:
         """The teacher layer (0 = embeddings) each student layer learns from."""
@@ -216,11 +220,13 @@ class DistillationModule(ClassifierModule):
     def on_train_epoch_start(self) -> None:
         if self.teacher is not None:
             self.teacher.eval()  # Lightning puts every child in train mode; the teacher stays frozen
-        if self._train_pairs is not None:
-            self._train_pairs.set_epoch(self.current_epoch)
+        if self._train_data is not None:
+            self._train_data.set_epoch(self.current_epoch)
 
     # --- batching and training ------------------------------------------------------------------
-    def collate(self, examples: list[Example]) -> dict:
+    def collate(self, examples: list[Example] | list[FunctionGroup]) -> dict:
+        if examples and isinstance(examples[0], FunctionGroup):
+            return self.collate_functions(examples)
         batch = self.code_encoder(examples)
         if self.teacher_encoder is not None:
             teacher_batch = self.teacher_encoder.encode_codes([e.codes for e in examples])
@@ -230,26 +236,58 @@ class DistillationModule(ClassifierModule):
                                                    for e in examples])
         return batch
 
+    def collate_functions(self, groups: list[FunctionGroup]) -> dict:
+        """A batch of ``functions`` mode: each function once, and every ordered pair of them."""
+        rows = list(dict.fromkeys(row for group in groups for row in group.rows))
+        batch = self.code_encoder.encode_codes([[self._codes[row]] for row in rows])
+        batch.update(function_rows=torch.tensor(rows)[:, None], pair_index=all_pairs(len(rows)),
+                     ids=[self._labels.functions.keys[row] for row in rows])
+        return batch
+
     def teacher_logits(self, batch: dict) -> torch.Tensor:
         if self.targets == "online":
             with torch.no_grad():
                 return self.teacher(**model_inputs(batch, "teacher_"))
-        extra = self._train_pairs.targets if self._train_pairs is not None else {}
+        extra = self._train_data.targets if isinstance(self._train_data, EpochPairs) else {}
         return torch.stack([extra[i] if i in extra else self._labels.logits[self._rows[i]]
                             for i in batch["ids"]]).to(self.device)
 
     def training_step(self, batch: dict, batch_idx: int):
+        if "pair_index" in batch:
+            logits, targets, terms = self._function_batch_losses(batch)
+            loss = mixed_loss(logits, targets, torch.full((len(logits),), -1), self.temperature, 0.0)
+            return self._total(loss, terms)
         if self.representation.weight == 0 and self.hidden_states.weight == 0:
             logits, terms = self(batch), {}
         else:
             logits, terms = self._feature_losses(batch)
         loss = mixed_loss(logits, self.teacher_logits(batch), batch["labels"], self.temperature, self.alpha)
+        return self._total(loss, terms)
+
+    def _total(self, loss: torch.Tensor, terms: dict[str, tuple[float, torch.Tensor]]) -> torch.Tensor:
         self.log("train/kd_loss", loss)
         for name, (weight, value) in terms.items():
             self.log(f"train/{name}_loss", value)
             loss = loss + weight * value
         self.log("train/loss", loss, prog_bar=True)
         return loss
+
+    def _function_batch_losses(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """``functions`` mode: the student's and the teacher's logits of every pair of the batch's functions."""
+        functions = self._labels.functions
+        inputs = model_inputs(batch)
+        output, mask = self.model.encode(**inputs)
+        pooled = self.model.pool(output.last_hidden_state, mask)
+        pairs = batch["pair_index"].to(self.device)
+        logits = self.model.head(pooled[pairs].reshape(len(pairs), -1))
+        rows = batch["function_rows"].reshape(-1)
+        targets = functions.logits(rows[pairs.cpu()], self._train_data.classifier).to(self.device)
+        terms = {}
+        if self.representation.weight > 0:
+            target = functions.vectors[rows].float().to(self.device)
+            terms["representation"] = (self.representation.weight, representation_loss(
+                self.projection(pooled), target, self.representation.distance))
+        return logits, targets, terms
 
     def _feature_losses(self, batch: dict) -> tuple[torch.Tensor, dict[str, tuple[float, torch.Tensor]]]:
         """Logits, and the representation and hidden-state terms that share the student's forward pass."""
