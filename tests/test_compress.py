@@ -100,3 +100,14 @@ def test_own_jsonl_data_runs_end_to_end(tiny_roberta, tmp_path):
     assert export["check_inputs"].startswith("16 test examples") and export["num_inputs"] == 1
     assert sum(report["student"]["prediction_counts"]) == 24
     assert (tmp_path / "run/report.md").is_file()
+
+
+def test_collapse_warning_names_the_class_the_share_and_the_causes():
+    from lit_compressor.report import collapse_warning
+
+    message = collapse_warning("teacher", {"prediction_counts": [3, 297]})
+    assert message.startswith("the teacher predicts class 1 for 99.0% of the test split (297 of 300)")
+    assert "too few labelled examples" in message
+    assert "collapsed teacher" in collapse_warning("student", {"prediction_counts": [300, 0]})
+    assert collapse_warning("student", {"prediction_counts": [4, 296]}) is None  # 98.7 %: not collapsed
+    assert collapse_warning("student", {}) is None

@@ -217,3 +217,23 @@ def test_function_batches_train_on_every_pair_of_their_functions(soft_labels, tm
     torch.testing.assert_close(logits[0], expected)
     torch.testing.assert_close(targets[0], functions.logits(rows[[first, second]][None])[0])
     assert distillation_loss(logits, targets).item() > 0
+
+
+def test_under_ddp_each_rank_builds_the_same_epoch_and_takes_its_own_share(soft_labels):
+    """Every rank draws the same pairs from (seed, epoch); the distributed sampler splits them."""
+    from torch.utils.data import DistributedSampler
+
+    from lit_compressor.augmentation import EpochFunctions
+
+    functions = load_soft_labels(soft_labels).functions
+    examples = TASK.read("unlabelled")
+    codes = {function_key(c): c for e in examples for c in e.codes}
+    for make in (lambda: EpochPairs(examples, functions, codes, Augmentation(pairs_per_epoch=20, seed=3)),
+                 lambda: EpochFunctions(functions, Augmentation(mode="functions", seed=3))):
+        ranks = [make(), make()]  # one dataset per process
+        for data in ranks:
+            data.set_epoch(2)
+        shares = [list(DistributedSampler(data, num_replicas=2, rank=rank, shuffle=True, seed=0))
+                  for rank, data in enumerate(ranks)]
+        assert not set(shares[0]) & set(shares[1]) and set(shares[0]) | set(shares[1]) == set(range(len(ranks[0])))
+        assert [str(ranks[0][i]) for i in range(len(ranks[0]))] == [str(ranks[1][i]) for i in range(len(ranks[1]))]
