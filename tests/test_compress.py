@@ -45,6 +45,10 @@ def test_compress_runs_every_stage_then_skips_them(tiny_bert, tmp_path):
     assert sum(student["prediction_counts"]) == 32
     assert json.loads((run / "report.json").read_text())["student"]["f1"] == student["f1"]
     assert "| stage | status | seconds |" in (run / "report.md").read_text()
+    # one epoch on 32 pairs: the tiny teacher answers one class for every test pair, and the report says so
+    assert report["teacher"]["prediction_counts"] in ([32, 0], [0, 32])
+    assert report["warnings"][0].startswith("the teacher predicts class")
+    assert report["warnings"][0] in (run / "report.md").read_text()
 
     stamps = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file() and "report" not in p.name}
     again = compress(**settings)
