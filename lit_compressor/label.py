@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from lit_compressor.data.task import TaskData, load_task
 from lit_compressor.errors import UserError
@@ -14,7 +15,8 @@ from lit_compressor.teacher_outputs import Kind, read_teacher_outputs
 def label(teacher: str | None = None, output: Path = Path("runs/soft_labels.safetensors"),
           task: TaskData | str | None = None, block_size: int = 400, batch_size: int = 64, accelerator: str = "auto",
           devices: int | str = 1, strategy: str = "auto", precision: str | None = None, force: bool = False,
-          from_file: Path | None = None, kind: Kind = "auto", smoothing: float = 0.0) -> Path:
+          from_file: Path | None = None, kind: Kind = "auto", smoothing: float = 0.0,
+          functions_from: list[Literal["unlabelled", "labelled"]] | None = None) -> Path:
     """Label the unlabelled split with a fine-tuned teacher folder, or read a teacher's outputs produced
     elsewhere (``--from FILE``); skipped when the file is current.
 
@@ -34,6 +36,9 @@ def label(teacher: str | None = None, output: Path = Path("runs/soft_labels.safe
             (see :mod:`lit_compressor.teacher_outputs`). No teacher runs; no function cache is written.
         kind: what ``from_file`` holds when its header does not say: logits, probabilities or label.
         smoothing: hard labels from ``from_file`` become ``(1 - smoothing) * onehot + smoothing / classes``.
+        functions_from: the splits whose functions the function cache holds (default: the unlabelled
+            split). Adding ``labelled`` gives distillation's function batches the teacher's view of its own
+            training functions too (their code, never their labels); valid and test functions never enter.
     """
     import lightning as L
     from torch.utils.data import DataLoader
@@ -48,24 +53,28 @@ def label(teacher: str | None = None, output: Path = Path("runs/soft_labels.safe
         return label_from_file(Path(from_file), Path(output), task, examples, kind, smoothing, force)
     if teacher is None:
         raise UserError("label needs a teacher folder, or teacher outputs with --from FILE.")
+    splits = sorted(set(functions_from or ["unlabelled"]) | {"unlabelled"}, reverse=True)  # unlabelled first
+    extra = [e for split in splits[1:] for e in task.read(split)]
     teacher_hash, data_hash = file_fingerprint(teacher), fingerprint(examples)
-    if not force and is_current(output, teacher_hash, data_hash, block_size=str(block_size)):
+    settings = {"block_size": str(block_size), "functions_from": ",".join(splits),
+                "functions_data": fingerprint(extra)}
+    if not force and is_current(output, teacher_hash, data_hash, **settings):
         print(f"soft labels are current: {output}")
         return output
     head = {k: str(v) for k, v in teacher_head(teacher).items() if k in ("family", "pooling", "pair_head")}
-    writer = SoftLabelWriter(output, examples, metadata={
-        "teacher": teacher_hash, "data": data_hash, "teacher_path": str(teacher), "block_size": str(block_size),
-        **head})
+    functions = unique_functions(examples + extra)
+    writer = SoftLabelWriter(output, examples, functions, metadata={
+        "teacher": teacher_hash, "data": data_hash, "teacher_path": str(teacher), **settings, **head})
     predictor = TeacherPredictor(teacher, block_size, function_vectors=True)
-    functions = unique_functions(examples)
     trainer = L.Trainer(accelerator=accelerator, devices=devices, strategy=strategy, precision=precision,
                         callbacks=[writer], logger=False, enable_checkpointing=False)
     trainer.predict(predictor, dataloaders=DataLoader(functions, batch_size=batch_size, collate_fn=predictor.collate),
                     return_predictions=False)
     if trainer.is_global_zero:
-        passes = sum(len(e.codes) for e in examples)
-        print(f"soft labels: {len(examples):,} examples from {len(functions):,} teacher passes, one per unique "
-              f"function instead of {passes:,} ({1 - len(functions) / passes:.0%} fewer) -> {output}")
+        passes, unique = sum(len(e.codes) for e in examples), len(unique_functions(examples))
+        print(f"soft labels: {len(examples):,} examples from {unique:,} teacher passes, one per unique function "
+              f"instead of {passes:,} ({1 - unique / passes:.0%} fewer); function cache: {len(functions):,} "
+              f"functions of the {' and '.join(splits)} split(s) -> {output}")
     return output
 
 

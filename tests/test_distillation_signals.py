@@ -237,3 +237,22 @@ def test_under_ddp_each_rank_builds_the_same_epoch_and_takes_its_own_share(soft_
                   for rank, data in enumerate(ranks)]
         assert not set(shares[0]) & set(shares[1]) and set(shares[0]) | set(shares[1]) == set(range(len(ranks[0])))
         assert [str(ranks[0][i]) for i in range(len(ranks[0]))] == [str(ranks[1][i]) for i in range(len(ranks[1]))]
+
+
+def test_function_cache_can_hold_the_labelled_split_functions_too(teacher_folder, tmp_path):
+    task = TaskData(data_dir=str(SAMPLE), limit={"labelled": 10, "unlabelled": 12, "valid": 8})
+    path = label(str(teacher_folder), tmp_path / "soft.safetensors", task, block_size=64,
+                 functions_from=["labelled"])
+    labels = load_soft_labels(path)
+    unlabelled, labelled = task.read("unlabelled"), task.read("labelled")
+    expected = {function_key(c) for e in unlabelled + labelled for c in e.codes}
+    assert set(labels.functions.keys) == expected and labels.metadata["functions_from"] == "unlabelled,labelled"
+    assert labels.ids == [e.id for e in unlabelled]  # soft labels only for the unlabelled split
+    valid = {function_key(c) for e in task.read("valid") for c in e.codes} - expected
+    assert not valid & set(labels.functions.keys)
+    module = DistillationModule(TINY, soft_labels=str(path), block_size=64, tokenizer_cache=str(tmp_path / "tok"),
+                                augment=Augmentation(mode="functions", group_size=2))
+    trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        limit_val_batches=0, default_root_dir=tmp_path)
+    trainer.fit(module, datamodule=CodeDataModule(task, batch_size=8, block_size=64))
+    assert len(trainer.train_dataloader.dataset) == len(expected)  # every cached function is an anchor

@@ -196,7 +196,10 @@ class DistillationModule(ClassifierModule):
         if labels.functions is not None:
             self._function_rows = labels.functions.rows()
         if self.augment.enabled:
-            codes = {function_key(code): code for example in examples for code in example.codes}
+            splits = labels.metadata.get("functions_from", "unlabelled").split(",")
+            cached = examples + [e for split in splits if split != "unlabelled"
+                                 for e in self.trainer.datamodule.split(split)]
+            codes = {function_key(code): code for example in cached for code in example.codes}
             self._codes = [codes[key] for key in labels.functions.keys]
             self._train_data = (EpochFunctions(labels.functions, self.augment) if self.augment.mode == "functions"
                                 else EpochPairs(examples, labels.functions, codes, self.augment))

@@ -74,9 +74,10 @@ class SoftLabelWriter(BasePredictionWriter):
     """Collects each unique function's pooled teacher vector on every rank; rank 0 merges them once,
     applies the teacher's own head to each example's functions and writes logits and function cache."""
 
-    def __init__(self, output: str | Path, examples: list[Example], metadata: dict[str, str]):
+    def __init__(self, output: str | Path, examples: list[Example], functions: list[Example],
+                 metadata: dict[str, str]):
         super().__init__(write_interval="batch")
-        self.output, self.examples, self.metadata = Path(output), examples, metadata
+        self.output, self.examples, self.functions, self.metadata = Path(output), examples, functions, metadata
         self._keys: list[str] = []
         self._vectors: list[torch.Tensor] = []
 
@@ -91,7 +92,6 @@ class SoftLabelWriter(BasePredictionWriter):
             example_rows,
             gather_predictions,
             save_soft_labels,
-            unique_functions,
         )
 
         local = (self._keys, torch.cat(self._vectors) if self._vectors else torch.empty(0, 1))
@@ -100,14 +100,14 @@ class SoftLabelWriter(BasePredictionWriter):
             parts = [None] * trainer.world_size
             dist.all_gather_object(parts, local)
         if trainer.is_global_zero:
-            order = [function.id for function in unique_functions(self.examples)]
+            order = [function.id for function in self.functions]
             keys, vectors = gather_predictions([k for part_keys, _ in parts for k in part_keys],
                                                [rows for _, rows in parts], order)
             model = pl_module.model
             functions = TeacherFunctions(keys, vectors.float(), dict(model.classifier.state_dict()),
                                          model.num_inputs, model.pair_head)
             logits = functions.logits(example_rows(self.examples, functions))
-            passes = {"function_passes": str(len(keys)),
+            passes = {"function_passes": str(len({code for e in self.examples for code in e.codes})),
                       "example_passes": str(sum(len(e.codes) for e in self.examples))}
             save_soft_labels(self.output, SoftLabels([e.id for e in self.examples], logits,
                                                      {**self.metadata, **passes}, functions))
