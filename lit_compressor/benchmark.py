@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from lit_compressor.data.readers import Example, normalize_whitespace, read_functions, read_jsonl
+from lit_compressor.console import print_table
+from lit_compressor.data.readers import Example, normalize_whitespace
+from lit_compressor.data.task import TaskData, load_task, read_functions_cached, seeded_sample
 from lit_compressor.errors import UserError
-from lit_compressor.export import read_eval_examples
 from lit_compressor.inference import DEFAULT_BLOCK_SIZE, OrtRunner, TorchRunner, onnx_file
 from lit_compressor.models.classifier import CodeClassifier
 from lit_compressor.models.hf_folder import (
@@ -130,27 +131,26 @@ def proxy_tokenizer(texts: list[str], cache_dir: Path, vocab_size: int = 50265):
     return wrap_tokenizer(tokenizer)
 
 
-def corpus(data: Path, examples: list[Example]) -> list[str]:
-    """The task's code for a proxy tokenizer: ``data.jsonl`` or the JSONL file, else the examples."""
-    data = Path(data)
-    folder = data if data.is_dir() else data.parent
-    if (folder / "data.jsonl").is_file():
-        return list(read_functions(folder / "data.jsonl").values())
-    if data.suffix == ".jsonl":
-        return [code for e in read_jsonl(data, label_field=None) for code in e.codes]
-    return [code for e in examples for code in e.codes]
+def corpus(task: TaskData, examples: list[Example]) -> list[str]:
+    """The task's code for a proxy tokenizer: every function of ``data.jsonl``, else the unlabelled split's."""
+    if task.format == "bigclonebench":
+        return list(read_functions_cached(Path(task.data_dir) / "data.jsonl").values())
+    try:
+        return [code for e in task.read("unlabelled") for code in e.codes]
+    except UserError:  # a task without an unlabelled split: the test inputs themselves
+        return [code for e in examples for code in e.codes]
 
 
 def weights_size(folder: Path) -> int:
     return sum((folder / name).stat().st_size for name in WEIGHT_FILES if (folder / name).is_file())
 
 
-def load_teacher(teacher: str, num_inputs: int, block_size: int, data: Path, examples: list[Example],
+def load_teacher(teacher: str, num_inputs: int, block_size: int, task: TaskData, examples: list[Example],
                  cache_dir: Path) -> System:
     """The teacher: a saved classifier folder, a HF encoder (random head), or ``codebert-shape``."""
     if teacher == CODEBERT_SHAPE:
         model = codebert_shape(num_inputs)
-        tokenizer = proxy_tokenizer(corpus(data, examples), cache_dir)
+        tokenizer = proxy_tokenizer(corpus(task, examples), cache_dir)
         size = 4 * sum(p.numel() for p in model.parameters())
         note = "fp32 weights (computed: random CodeBERT-shaped model, not on disk)"
     elif Path(teacher).is_dir() and read_metadata(teacher):
@@ -260,25 +260,18 @@ def environment(threads: int) -> dict[str, Any]:
             "python": platform.python_version()}
 
 
-def print_table(results: list[dict[str, Any]], title: str, budget_ms: float = IDE_BUDGET_MS) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title)
+def print_results(results: list[dict[str, Any]], title: str, budget_ms: float = IDE_BUDGET_MS) -> None:
     throughput = next(k for k in results[0] if k.startswith("throughput"))
-    for column in ("system", "MB", "params", "GFLOPs", "p50 ms", "p95 ms", f"{throughput[11:-6]} /s",
-                   "peak RSS MB", f"p95 ≤ {budget_ms:g} ms", "speedup"):
-        table.add_column(column, justify="left" if column == "system" else "right")
-    for r in results:
-        table.add_row(r["name"], f"{r['size_mb']:.2f}", f"{r['parameters']:,}",
-                      f"{r['gflops_first_input']:.2f}", f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}",
-                      f"{r[throughput]:.1f}", f"{r['peak_rss_mb']:.0f}",
-                      "pass" if r["within_budget"] else "FAIL",
-                      f"{r['speedup_p50_vs_teacher']:.1f}×" if "speedup_p50_vs_teacher" in r else "")
-    Console().print(table)
+    columns = ["system", "MB", "params", "GFLOPs", "p50 ms", "p95 ms", f"{throughput[11:-6]} /s", "peak RSS MB",
+               f"p95 <= {budget_ms:g} ms", "speed-up"]
+    rows = [[r["name"], f"{r['size_mb']:.2f}", f"{r['parameters']:,}", f"{r['gflops_first_input']:.2f}",
+             f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}", f"{r[throughput]:.1f}", f"{r['peak_rss_mb']:.0f}",
+             "pass" if r["within_budget"] else "FAIL",
+             f"{r['speedup_p50_vs_teacher']:.1f}x" if "speedup_p50_vs_teacher" in r else ""] for r in results]
+    print_table(title, columns, rows)
 
 
-def benchmark(model: Path, data: Path, teacher: str = CODEBERT_SHAPE, output: Path | None = None,
+def benchmark(model: Path, data: str, teacher: str = CODEBERT_SHAPE, output: Path | None = None,
               samples: int = 50, threads: int | None = None, backends: list[str] | None = None,
               batch_size: int = 32, budget_ms: float = IDE_BUDGET_MS, cache_dir: Path | None = None
               ) -> dict[str, Any]:
@@ -286,7 +279,7 @@ def benchmark(model: Path, data: Path, teacher: str = CODEBERT_SHAPE, output: Pa
 
     Args:
         model: The student folder (an exported folder for the ONNX backends).
-        data: Test data: a task folder (BigCloneBench or Devign) or a test file.
+        data: The task whose test inputs are timed: a task YAML or a task folder (format inferred).
         teacher: A saved classifier folder, a HF encoder folder or hub id (random head), or
             ``codebert-shape`` (random weights of CodeBERT's shape; no download).
         output: Where to write the JSON report (default: only print).
@@ -302,7 +295,8 @@ def benchmark(model: Path, data: Path, teacher: str = CODEBERT_SHAPE, output: Pa
     if threads:
         torch.set_num_threads(threads)
     threads = threads or torch.get_num_threads()
-    examples = read_eval_examples(data, samples)
+    task = load_task(data)
+    examples = seeded_sample(task.read("test"), samples, 0)
     metadata = read_metadata(model)
     if not metadata:
         raise UserError("not a lit-compressor student folder (no lit_compressor block in config.json).",
@@ -312,14 +306,14 @@ def benchmark(model: Path, data: Path, teacher: str = CODEBERT_SHAPE, output: Pa
     cache = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "lit_compressor"
     systems.append(load_measured(lambda: load_teacher(
         teacher, int(metadata.get("num_inputs", 1)), int(metadata.get("block_size", DEFAULT_BLOCK_SIZE)),
-        Path(data), examples, cache), warm))
+        task, examples, cache), warm))
     before = os.getloadavg()
     results = measure(systems, examples, batch_size, budget_ms=budget_ms)
     report = {"model": str(model), "teacher": teacher, "data": str(data), "samples": len(examples),
               "budget_ms": budget_ms, "budget_statistic": "p95", "memory_method": MEMORY_METHOD,
               "environment": {**environment(threads), "load_average_before": before}, "systems": results}
     title = f"{model.name} vs {teacher}: {len(examples)} real inputs, {threads} threads"
-    print_table(results, title, budget_ms)
+    print_results(results, title, budget_ms)
     if output is not None:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         Path(output).write_text(json.dumps(report, indent=2) + "\n")

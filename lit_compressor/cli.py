@@ -19,7 +19,8 @@ FUNCTION_COMMANDS = {
     "label": ("lit_compressor.label", "label", "Write the teacher's soft labels of the unlabelled split."),
     "export": ("lit_compressor.export", "export", "Export a student folder to ONNX and int8."),
     "benchmark": ("lit_compressor.benchmark", "benchmark", "Benchmark a student against its teacher."),
-    "compress": ("lit_compressor.pipeline", "compress", "Run every stage: teacher to shipped tiny model."),
+    "compress": ("lit_compressor.compress", "compress",
+                 "Run every stage: teacher to shipped tiny model (default: configs/quickstart.yaml)."),
     "import-compressor": ("lit_compressor.compressor_import", "import_compressor",
                           "Import a checkpoint of the Compressor research code."),
 }
@@ -38,7 +39,15 @@ def run_function_command(name: str, args: list[str]):
 
     module, function, _ = FUNCTION_COMMANDS[name]
     fn = getattr(importlib.import_module(module), function)
-    return auto_cli(fn, args=[a for a in args if a != "--debug"], as_positional=False)
+    args = [a for a in args if a != "--debug"]
+    if name == "label":  # `--from` reads better than the parameter's name, which cannot be `from`
+        args = ["--from_file" + a[len("--from"):] if a.split("=")[0] == "--from" else a for a in args]
+    if name == "compress" and not any(a.split("=")[0] in ("--config", "-h", "--help") for a in args):
+        from lit_compressor.compress import QUICKSTART
+
+        if QUICKSTART.is_file():  # the quick start, run from the repository's root
+            args = ["--config", str(QUICKSTART), *args]
+    return auto_cli(fn, args=args, as_positional=False)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from lit_compressor.data.readers import Example, read_functions, read_jsonl, read_pairs
+from lit_compressor.data.readers import Example
+from lit_compressor.data.task import load_task, seeded_sample
 from lit_compressor.errors import UserError
 from lit_compressor.inference import DEFAULT_BLOCK_SIZE, OrtRunner, TorchRunner, softmax
 from lit_compressor.models.classifier import CodeClassifier
@@ -38,29 +39,10 @@ ONNX_TOLERANCE = 1e-4
 MODEL_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "model.onnx", "export.json")
 
 
-def read_eval_examples(data: Path, limit: int | None = None, seed: int = 0) -> list[Example]:
-    """Real test examples from ``data``: a BigCloneBench folder (``data.jsonl`` + ``test.txt``), a
-    folder with ``test.jsonl`` (Devign), a pair file next to its ``data.jsonl``, or a JSONL file.
-
-    ``limit`` takes a seeded random sample (the test files are sorted by label), in file order.
-    """
-    data = Path(data)
-    if data.is_dir():
-        if (data / "test.txt").is_file() and (data / "data.jsonl").is_file():
-            data = data / "test.txt"
-        elif (data / "test.jsonl").is_file():
-            data = data / "test.jsonl"
-        else:
-            raise UserError("no test split found (test.txt with data.jsonl, or test.jsonl).", data,
-                            "Point --data at a task folder or at a test file.")
-    if data.suffix == ".jsonl":
-        examples = read_jsonl(data)
-    else:
-        examples = read_pairs(data, read_functions(data.parent / "data.jsonl"), labelled=True)
-    if limit is not None and limit < len(examples):
-        keep = sorted(random.Random(seed).sample(range(len(examples)), limit))
-        examples = [examples[i] for i in keep]
-    return examples
+def sample_test_split(data: str | Path, limit: int | None = None, seed: int = 0) -> list[Example]:
+    """A seeded sample of ``limit`` examples of the test split of the task ``data`` (a task YAML or folder),
+    read with the task's own format and field names, in file order."""
+    return seeded_sample(load_task(data).read("test"), limit, seed)
 
 
 class LogitsModule(torch.nn.Module):
@@ -162,7 +144,7 @@ def file_sizes(folder: Path) -> dict[str, int]:
 
 
 def export(model: Path, output: Path, onnx: bool = True, int8: bool = True, overwrite: bool = False,
-           data: Path | None = None, samples: int = 200) -> dict[str, Any]:
+           data: str | None = None, samples: int = 200) -> dict[str, Any]:
     """Export a student folder for shipping: safetensors folder, validated ONNX and int8 ONNX.
 
     Args:
@@ -171,8 +153,9 @@ def export(model: Path, output: Path, onnx: bool = True, int8: bool = True, over
         onnx: Write ``model.onnx`` and ``model.optimized.onnx``, checked against PyTorch within 1e-4.
         int8: Also write ``model.int8.onnx`` (needs ``onnx``) and report its accuracy.
         overwrite: Replace the model files of a non-empty output folder.
-        data: Test data for the checks: a task folder (BigCloneBench or Devign) or a test file.
-            Without it the ONNX check runs on made-up code and no accuracy is reported.
+        data: The task whose test split the checks use: a task YAML (as in ``data.task`` of a fit config)
+            or a task folder (BigCloneBench or Devign, format inferred). Without it the ONNX check runs on
+            made-up code and no accuracy is reported.
         samples: How many test examples (a seeded sample) the checks and accuracies use.
     """
     model, output = Path(model), Path(output)
@@ -197,7 +180,7 @@ def export(model: Path, output: Path, onnx: bool = True, int8: bool = True, over
     block_size = int(metadata.get("block_size", DEFAULT_BLOCK_SIZE))
     encoder = CodeEncoder(tokenizer, block_size)
     if data is not None:
-        examples = read_eval_examples(data, samples)
+        examples = sample_test_split(data, samples)
     else:
         examples = random_examples(classifier.num_inputs)
     report: dict[str, Any] = {

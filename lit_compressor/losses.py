@@ -22,3 +22,21 @@ def mixed_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, label
     if alpha > 0 and known.any():
         loss = (1 - alpha) * loss + alpha * F.cross_entropy(student_logits[known], labels[known])
     return loss
+
+
+def representation_loss(projected: torch.Tensor, target: torch.Tensor, distance: str = "cosine") -> torch.Tensor:
+    """Distance between projected student vectors and teacher vectors ``[N, H_t]``, averaged over rows.
+
+    ``mse``: mean squared error over every element; ``cosine``: ``1 - cos(projected, target)``.
+    """
+    if distance == "mse":
+        return F.mse_loss(projected, target)
+    if distance == "cosine":
+        return (1 - F.cosine_similarity(projected, target, dim=-1)).mean()
+    raise ValueError(f"unknown distance {distance!r}")
+
+
+def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``[N, L, H]`` token states -> ``[N, H]``: the mean over the tokens where ``mask`` is 1."""
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)

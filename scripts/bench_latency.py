@@ -26,10 +26,11 @@ from lit_compressor.benchmark import (
     load_measured,
     load_teacher,
     measure,
-    print_table,
+    print_results,
 )
 from lit_compressor.data.readers import read_functions
-from lit_compressor.export import export, read_eval_examples
+from lit_compressor.data.task import load_task
+from lit_compressor.export import export, sample_test_split
 from lit_compressor.inference import OrtRunner, TorchRunner
 from lit_compressor.models.hf_folder import load_classifier, save_classifier
 from lit_compressor.models.student import build_student
@@ -105,16 +106,16 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     folder = paper_student(args.workdir, args.data)
-    examples = read_eval_examples(args.data, args.samples)
+    examples = sample_test_split(args.data, args.samples)
     warm = [e.codes for e in examples[:3]]
     systems = [load_measured(loader, warm) for loader in student_variants(folder, args.threads)]
     if not args.no_teacher:
-        systems.append(load_measured(lambda: load_teacher(CODEBERT_SHAPE, 2, BLOCK_SIZE, args.data, examples,
+        systems.append(load_measured(lambda: load_teacher(CODEBERT_SHAPE, 2, BLOCK_SIZE, load_task(args.data), examples,
                                                           args.workdir / "tokenizers"), warm))
     load_before = os.getloadavg()
     results = measure(systems, examples, args.batch_size)
     env = {**environment(args.threads), "load_average_before": load_before}
-    print_table(results, f"paper's 3 MB student vs CodeBERT shape: {len(examples)} BigCloneBench test pairs, "
+    print_results(results, f"paper's 3 MB student vs CodeBERT shape: {len(examples)} BigCloneBench test pairs, "
                          f"batch 1, {args.threads} threads; load average {load_before[0]:.1f} -> "
                          f"{env['load_average'][0]:.1f}")
     by_name = {r["name"]: r for r in results}

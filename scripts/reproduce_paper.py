@@ -9,10 +9,9 @@
 
 Each task's teacher is fine-tuned once (in its first target's folder) and reused by the later
 targets, whose soft labels are copied from the first run (``label`` sees them current and skips).
-The architecture search is run here rather than inside ``compress``, with the vocabulary gene capped
-at the number of BPE tokens the (limited) unlabelled split can yield: the GA may otherwise ask a
-small corpus for a 40,000-token vocabulary. Writes ``results.md``, ``results.json`` and
-``accuracy_vs_size.png`` in ``--output`` and prints the table.
+The search's vocabulary gene is capped at the number of BPE tokens the (limited) unlabelled split can
+yield: the GA may otherwise ask a small corpus for a 40,000-token vocabulary. Writes ``results.md``,
+``results.json`` and ``accuracy_vs_size.png`` in ``--output`` and prints the table.
 """
 
 from __future__ import annotations
@@ -172,43 +171,40 @@ def vocab_ceiling(task, step: int = 1000) -> int:
     return tokenizer.get_vocab_size() // step * step
 
 
-def search_architecture(task, target_mb: float, scale: Scale, max_vocab: int, folder: Path, seed: int):
-    """Compressor's GA towards ``target_mb`` with the vocabulary gene capped at ``max_vocab``."""
-    from lit_compressor.search.command import run_search
-    from lit_compressor.search.space import Gene, SearchSpace
-
-    space = SearchSpace(vocab_size=Gene(1000, min(50_000, max_vocab), 1000), block_size=scale.block_size,
-                        num_inputs=task.num_inputs, family="roberta", num_labels=task.num_labels)
-    return run_search(space, target_mb, population=scale.population, generations=scale.generations,
-                      restarts=scale.restarts, seed=seed, output=folder, plot=False).architecture
-
-
 def run_task(name: str, data_dir: Path, scale: Scale, teacher: str, output: Path, seed: int,
              export: bool) -> list[ResultRow]:
     """Every target of one task; the first target's run fine-tunes and labels, the later ones reuse it."""
+    import yaml
+
+    from lit_compressor.compress import compress
     from lit_compressor.data.task import TaskData
-    from lit_compressor.pipeline import Hardware, SearchStage, StudentStage, TeacherStage, compress
 
     task = TaskData(format=name, data_dir=str(data_dir), limit=dict(scale.limit) if scale.limit else None)
     max_vocab = vocab_ceiling(task)
     if max_vocab < 1000:
         raise SystemExit(f"{name}: the unlabelled split yields fewer than 1,000 BPE tokens; use a larger --scale.")
+    configs = ROOT / "configs"
     rows, first = [], None
     for target in TARGETS:
         folder = output / name / f"{target:g}mb"
-        architecture = search_architecture(task, target, scale, max_vocab, folder / "search", seed)
+        search = {"config": str(configs / "search" / "ga_3mb.yaml"), "target_mb": target,
+                  "population": scale.population, "generations": scale.generations, "restarts": scale.restarts,
+                  "space": {"vocab_size": {"min": 1000, "max": min(50_000, max_vocab), "step": 1000}}}
+        student = {"config": str(configs / name / "distill_3mb.yaml"), "trainer": {"max_epochs": scale.student_epochs}}
         if first is None:
-            teacher_stage = TeacherStage(model_name_or_path=teacher, epochs=scale.teacher_epochs)
+            teacher_stage = {"teacher": {"config": str(configs / name / "teacher.yaml"), "trainer": {
+                "max_epochs": scale.teacher_epochs}, "model": {"init_args": {"model_name_or_path": teacher}}}}
         else:
-            teacher_stage = TeacherStage(model_name_or_path=teacher, finetuned=str(first / "teacher"))
-            if not (folder / "soft_labels.safetensors").is_file():
+            teacher_stage = {"teacher_folder": str(first / "teacher")}
+            if not (folder / "soft_labels.safetensors").is_file():  # `label` sees them current and skips
                 folder.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(first / "soft_labels.safetensors", folder / "soft_labels.safetensors")
-        report = compress(task, folder, scale.block_size, teacher_stage, SearchStage(target_mb=target),
-                          StudentStage(architecture=architecture, family="roberta", epochs=scale.student_epochs),
-                          Hardware(accelerator="cpu"), export=export, benchmark_samples=scale.benchmark_samples,
-                          seed=seed)
-        rows.append(row_from_report(name, target, report, architecture.to_dict()))
+        report = compress(task=task, block_size=scale.block_size, output=folder, search=search, student=student,
+                          export=export, benchmark={"samples": scale.benchmark_samples},
+                          trainer={"accelerator": "cpu"}, seed=seed, **teacher_stage)
+        genes = yaml.safe_load((folder / "search" / "architecture.yaml").read_text())
+        genes.pop("priced_for", None)
+        rows.append(row_from_report(name, target, report, genes))
         first = first or folder
     return rows
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import SHARED_DATA
 
 from lit_compressor.benchmark import benchmark, codebert_shape
 from lit_compressor.data.readers import read_functions
@@ -15,7 +16,8 @@ from lit_compressor.models.student import build_student
 from lit_compressor.search.architecture import StudentArchitecture
 from lit_compressor.tokenization import train_student_tokenizer
 
-BCB = Path("/work/shared/data/bigclonebench")
+pytestmark = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
+BCB = SHARED_DATA / "bigclonebench"
 KEYS = {"name", "size_mb", "parameters", "gflops_first_input", "p50_ms", "p95_ms", "throughput_batch4_per_s",
         "peak_rss_mb", "within_budget", "speedup_p50_vs_teacher"}
 
@@ -62,3 +64,22 @@ def test_codebert_shape_has_codebert_size():
     encoder_params = sum(p.numel() for p in model.encoder.parameters())
     assert encoder_params == 124_645_632 - 590_592  # roberta-base without its pooler
     assert model.config.vocab_size == 50265 and model.config.max_position_embeddings == 514
+
+
+def test_benchmark_table_is_whole_when_stdout_is_a_file(tmp_path, exported_student):
+    """Redirected to a file (not a terminal), every header and number of the table is printed whole."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "bench.log"
+    with log.open("w") as handle:
+        subprocess.run([sys.executable, "-m", "lit_compressor", "benchmark", "--model", str(exported_student),
+                        "--data", str(BCB), "--teacher", "codebert-shape", "--samples", "2", "--threads", "1",
+                        "--batch_size", "2", "--output", str(tmp_path / "b.json")],
+                       stdout=handle, check=True, env={**__import__("os").environ, "COLUMNS": "80"})
+    text = log.read_text()
+    report = json.loads((tmp_path / "b.json").read_text())
+    for header in ("system", "params", "GFLOPs", "p50 ms", "peak RSS MB", "speed-up"):
+        assert f" {header} |" in text, header
+    teacher = report["systems"][-1]
+    assert f"{teacher['parameters']:,}" in text and "…" not in text

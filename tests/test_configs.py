@@ -15,7 +15,9 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 def command_of(path: Path, config: dict) -> str | None:
     if {"sweeps", "logging"} & set(path.relative_to(CONFIGS).parts):
         return None  # W&B sweep definitions and logger fragments: tests/test_sweeps.py, tests/test_wandb.py
-    if "model" in config or "trainer" in config:
+    if {"teacher", "teacher_folder", "student"} & set(config):
+        return "compress"
+    if "model" in config:
         return "fit"
     if path.parent.name == "search":
         return "search"
@@ -39,3 +41,26 @@ def test_config_parses(path: Path, capsys):
     assert isinstance(printed, dict) and printed
     if command == "fit":
         assert printed["model"]["class_path"].startswith("lit_compressor.")
+
+
+@pytest.mark.parametrize("path", sorted(p for p in CONFIGS.rglob("compress*.yaml")) + [CONFIGS / "quickstart.yaml"],
+                         ids=lambda p: str(p.relative_to(CONFIGS)))
+def test_compress_configs_name_stage_configs_that_parse(path: Path, capsys, tmp_path):
+    """The stage files a compress config names exist, and parse with their command once linked."""
+    from lit_compressor.compress import resolve_stage
+    from lit_compressor.lightning_cli import run_lightning_cli
+
+    config = yaml.safe_load(path.read_text())
+    for stage in ("teacher", "student"):
+        if config.get(stage) is None:
+            continue
+        merged = resolve_stage(config[stage], stage)
+        assert merged["model"]["class_path"].startswith("lit_compressor.modules."), stage
+        merged["data"]["task"] = config["task"]
+        file = tmp_path / f"{stage}.yaml"
+        file.write_text(yaml.safe_dump(merged))
+        with pytest.raises(SystemExit) as done:
+            run_lightning_cli(["fit", "--config", str(file), "--print_config"])
+        assert done.value.code in (0, None), capsys.readouterr().err
+    if config.get("search"):
+        assert resolve_stage(config["search"], "search")["space"]["num_hidden_layers"]

@@ -47,14 +47,11 @@ def test_repair_keeps_hidden_and_lowers_heads():
 
 
 def test_paper_search_beats_paper_genome(tmp_path):
-    started = time.perf_counter()
     result = run_search(PAIRS, 3.0, output=tmp_path, plot=False)
-    elapsed = time.perf_counter() - started
     paper = _fitness((12, 96, 8, 64, 1000), PAIRS)
     assert result.report["best"]["fitness"] >= paper - 1e-12
     assert result.architecture.num_hidden_layers == 12 and result.architecture.vocab_size == 1000
-    assert abs(result.cost.size_mb - 3.0) < 0.05
-    assert elapsed < 20  # under 5 s on an idle 2-core machine (scripts/bench_search.py)
+    assert abs(result.cost.size_mb - 3.0) < 0.05  # speed is measured by scripts/bench_search.py, not here
 
 
 def test_same_seed_same_result_and_outputs(tmp_path):
@@ -65,9 +62,12 @@ def test_same_seed_same_result_and_outputs(tmp_path):
     assert first.report["population"] == second.report["population"]
 
     loaded = yaml.safe_load((tmp_path / "a" / "architecture.yaml").read_text())
+    priced = loaded.pop("priced_for")
     assert list(loaded) == ["num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size",
                             "vocab_size"]
     assert StudentArchitecture(**loaded) == first.architecture
+    assert priced == {"family": "roberta", "pair_head": "concat", "num_inputs": 1, "num_labels": 2, "block_size": 400,
+                      "max_positions": 402, "params": first.cost.params}
     report = json.loads((tmp_path / "a" / "report.json").read_text())
     assert report["seed"] == 7 and len(report["population"]) == 50
     assert {"params", "size_mb", "gflops", "fitness"} <= report["best"].keys()

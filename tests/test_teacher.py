@@ -53,3 +53,23 @@ def test_teacher_fits_and_loss_goes_down(family, request, sample_task, tmp_path)
     assert metadata["num_inputs"] == 2 and metadata["block_size"] == 64
     metrics = (tmp_path / "teacher" / "metrics.json").read_text()
     assert '"accuracy"' in metrics and '"size_mb"' in metrics
+
+
+def test_trainable_layers_freezes_the_embeddings_and_the_lower_layers(tiny_roberta, sample_task, tmp_path):
+    from lit_compressor.errors import UserError
+
+    module = TeacherModule(str(tiny_roberta), num_inputs=2, block_size=64, lr=1e-2, trainable_layers=1)
+    encoder = module.model.encoder
+    frozen = {name: p.detach().clone() for name, p in module.named_parameters() if not p.requires_grad}
+    assert {n.split(".")[2] for n in frozen} == {"embeddings", "encoder"}
+    assert all(".layer.0." in n for n in frozen if ".encoder.layer." in n)
+    assert all(p.requires_grad for p in encoder.encoder.layer[1].parameters())
+    sample_task.limit["labelled"] = 16
+    trainer = L.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        limit_val_batches=0, default_root_dir=tmp_path)
+    top = encoder.encoder.layer[1].attention.self.query.weight.detach().clone()
+    trainer.fit(module, datamodule=CodeDataModule(sample_task, batch_size=8, block_size=64))
+    assert all(torch.equal(p, frozen[n]) for n, p in module.named_parameters() if n in frozen)
+    assert not torch.equal(encoder.encoder.layer[1].attention.self.query.weight, top)
+    with pytest.raises(UserError, match="between 0 and the encoder's 2 layers"):
+        TeacherModule(str(tiny_roberta), trainable_layers=3)

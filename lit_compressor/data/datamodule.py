@@ -42,20 +42,24 @@ class CodeDataModule(L.LightningDataModule):
             return self.trainer.lightning_module.collate
         raise RuntimeError("CodeDataModule needs a collate_fn or a model with a collate method")
 
-    def _loader(self, name: Split, train: bool = False) -> DataLoader:
-        return DataLoader(self.split(name), batch_size=self.batch_size if train else self.eval_batch_size,
+    def _loader(self, dataset, train: bool = False) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.batch_size if train else self.eval_batch_size,
                           shuffle=train, collate_fn=self._collate(), num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
         model = self.trainer.lightning_module if self.trainer is not None else None
-        return self._loader(getattr(model, "train_split", "labelled"), train=True)
+        if hasattr(model, "train_dataset"):  # e.g. the unlabelled split plus each epoch's augmented pairs
+            dataset = model.train_dataset(self)
+        else:
+            dataset = self.split(getattr(model, "train_split", "labelled"))
+        return self._loader(dataset, train=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("valid")
+        return self._loader(self.split("valid"))
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
+        return self._loader(self.split("test"))
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader("unlabelled")
+        return self._loader(self.split("unlabelled"))

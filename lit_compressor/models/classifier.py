@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
+from lit_compressor.losses import masked_mean
 from lit_compressor.search.architecture import PAIR_HEADS, POOLINGS, head_inputs
 
 
@@ -63,17 +64,22 @@ class CodeClassifier(nn.Module):
     def config(self):
         return self.encoder.config
 
-    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """``[B, n, L]`` token ids -> ``[B, n * H]`` concatenated pooled vectors."""
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, output_hidden_states: bool = False):
+        """``[B, n, L]`` token ids -> the encoder's output for the ``B * n`` functions, and their mask."""
         batch, n, length = input_ids.shape
         mask = attention_mask.reshape(batch * n, length)
-        hidden = self.encoder(input_ids=input_ids.reshape(batch * n, length), attention_mask=mask).last_hidden_state
-        if self.pooling == "mean":
-            weights = mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-        else:
-            pooled = hidden[:, 0]
-        return pooled.reshape(batch, n * hidden.shape[-1])
+        output = self.encoder(input_ids=input_ids.reshape(batch * n, length), attention_mask=mask,
+                              output_hidden_states=output_hidden_states)
+        return output, mask
+
+    def pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``[N, L, H]`` -> ``[N, H]``: the first token's vector, or the mean of the tokens' vectors."""
+        return masked_mean(hidden, mask) if self.pooling == "mean" else hidden[:, 0]
+
+    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """``[B, n, L]`` token ids -> ``[B, n * H]`` concatenated pooled vectors."""
+        output, mask = self.encode(input_ids, attention_mask)
+        return self.pool(output.last_hidden_state, mask).reshape(input_ids.shape[0], -1)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         if input_ids.dim() == 2:  # one function per row
@@ -82,7 +88,12 @@ class CodeClassifier(nn.Module):
 
     def head(self, features: torch.Tensor) -> torch.Tensor:
         """Logits from the ``[B, n * H]`` pooled vectors."""
-        if self.num_inputs == 2 and self.pair_head == "interaction":
-            first, second = features.chunk(2, dim=-1)
-            features = torch.cat([first, second, (first - second).abs(), first * second], dim=-1)
-        return self.classifier(features)
+        return self.classifier(pair_features(features, self.num_inputs, self.pair_head))
+
+
+def pair_features(features: torch.Tensor, num_inputs: int, pair_head: str) -> torch.Tensor:
+    """What the head's dense layer reads: ``[u, v]`` as given, or ``[u, v, |u-v|, u*v]`` (interaction)."""
+    if num_inputs == 2 and pair_head == "interaction":
+        first, second = features.chunk(2, dim=-1)
+        return torch.cat([first, second, (first - second).abs(), first * second], dim=-1)
+    return features

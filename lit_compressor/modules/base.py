@@ -13,12 +13,12 @@ from transformers import get_linear_schedule_with_warmup
 
 from lit_compressor.checkpoints import load_checkpoint_state
 from lit_compressor.data.readers import Example
-from lit_compressor.metrics import classification_metrics, scalar_metrics
+from lit_compressor.metrics import classification_metrics, prediction_record, scalar_metrics
 from lit_compressor.models.classifier import CodeClassifier
 from lit_compressor.models.hf_folder import parameter_count, save_classifier
 from lit_compressor.tokenization import CodeEncoder
 
-BATCH_KEYS = ("labels", "ids")
+BATCH_KEYS = ("labels", "ids", "function_rows", "pair_index")
 
 
 def model_inputs(batch: dict, prefix: str = "") -> dict[str, torch.Tensor]:
@@ -104,9 +104,10 @@ class ClassifierModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         values = scalar_metrics(self.test_metrics, self._positive())
         self.log_dict({f"test/{k}": v for k, v in values.items()})
+        predictions = prediction_record(self.test_metrics)
         self.test_metrics.reset()
         if self.output_dir and self.trainer.is_global_zero:
-            self.write_metrics(values)
+            self.write_metrics({**values, **predictions})
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict[str, Any]:
         return {"ids": batch["ids"], "logits": self(batch).float().cpu()}
@@ -140,7 +141,7 @@ class ClassifierModule(L.LightningModule):
         self.save_model_folder(self.output_dir)
         self.load_state_dict(current, strict=False)
 
-    def write_metrics(self, values: dict[str, float]) -> None:
+    def write_metrics(self, values: dict[str, Any]) -> None:
         """``metrics.json``: test metrics, parameters, fp32 size (MB = 1e6 bytes, as the search) and size on disk."""
         params = parameter_count(self.model)
         weights = Path(self.output_dir) / "model.safetensors"

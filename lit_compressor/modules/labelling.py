@@ -8,9 +8,10 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.callbacks import BasePredictionWriter
 
+from lit_compressor.data.readers import Example
 from lit_compressor.errors import UserError
 from lit_compressor.models.hf_folder import load_classifier
-from lit_compressor.modules.base import ClassifierModule
+from lit_compressor.modules.base import ClassifierModule, model_inputs
 
 
 def check_block_size(config, block_size: int, folder: str | Path) -> None:
@@ -27,9 +28,13 @@ def check_block_size(config, block_size: int, folder: str | Path) -> None:
 
 
 class TeacherPredictor(ClassifierModule):
-    """A fine-tuned classifier folder, frozen, for ``predict`` and evaluation."""
+    """A fine-tuned classifier folder, frozen, for ``predict`` and evaluation (``test`` writes its
+    ``metrics.json`` to ``output_dir``). ``num_inputs``/``num_labels``, when given (the CLI links them from
+    the task), must be the folder's: a pair model cannot read single functions. With ``function_vectors``,
+    ``predict`` returns each function's pooled vector (what the head reads) instead of logits."""
 
-    def __init__(self, folder: str, block_size: int = 400):
+    def __init__(self, folder: str, block_size: int = 400, num_inputs: int | None = None,
+                 num_labels: int | None = None, output_dir: str | None = None, function_vectors: bool = False):
         try:
             model, tokenizer, metadata = load_classifier(folder)
         except (ValueError, KeyError, OSError) as error:  # e.g. a config.json of an unknown model_type
@@ -38,9 +43,16 @@ class TeacherPredictor(ClassifierModule):
                             "Give a folder written by lit-compressor (fit with output_dir, export or "
                             "import-compressor) whose config.json names a known architecture.") from None
         check_block_size(model.config, block_size, folder)
+        for name, given, own in (("functions per example", num_inputs, model.num_inputs),
+                                 ("classes", num_labels, model.num_labels)):
+            if given is not None and given != own:
+                raise UserError(f"the model reads {own} {name}, the task has {given}.", folder,
+                                "Give a model fine-tuned on this kind of task.")
         super().__init__(num_inputs=model.num_inputs, num_labels=model.num_labels,
-                         positive_label=metadata.get("positive_label", 1), block_size=block_size)
+                         positive_label=metadata.get("positive_label", 1), block_size=block_size,
+                         output_dir=output_dir)
         self.model, self.tokenizer, self.metadata = model.requires_grad_(False), tokenizer, metadata
+        self.function_vectors = function_vectors
         if metadata.get("kind") == "graphcodebert":
             from lit_compressor.graphcodebert.inputs import GraphCodeEncoder, LayoutRules
             from lit_compressor.graphcodebert.model import build_graphcodebert_classifier
@@ -53,32 +65,52 @@ class TeacherPredictor(ClassifierModule):
                                                   language=metadata.get("language", "java"),
                                                   rules=LayoutRules.from_dict(metadata.get("layout_rules")))
 
+    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        if not self.function_vectors:
+            return super().predict_step(batch, batch_idx)
+        return {"ids": batch["ids"], "vectors": self.model.features(**model_inputs(batch)).float().cpu()}
+
 
 class SoftLabelWriter(BasePredictionWriter):
-    """Collects ``(ids, logits)`` on every rank; rank 0 merges them once and writes the file."""
+    """Collects each unique function's pooled teacher vector on every rank; rank 0 merges them once,
+    applies the teacher's own head to each example's functions and writes logits and function cache."""
 
-    def __init__(self, output: str | Path, metadata: dict[str, str]):
+    def __init__(self, output: str | Path, examples: list[Example], functions: list[Example],
+                 metadata: dict[str, str]):
         super().__init__(write_interval="batch")
-        self.output, self.metadata = Path(output), metadata
-        self._ids: list[str] = []
-        self._logits: list[torch.Tensor] = []
+        self.output, self.examples, self.functions, self.metadata = Path(output), examples, functions, metadata
+        self._keys: list[str] = []
+        self._vectors: list[torch.Tensor] = []
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0):
-        self._ids.extend(prediction["ids"])
-        self._logits.append(prediction["logits"])
+        self._keys.extend(prediction["ids"])
+        self._vectors.append(prediction["vectors"])
 
     def on_predict_epoch_end(self, trainer, pl_module) -> None:
-        from lit_compressor.soft_labels import SoftLabels, gather_predictions, save_soft_labels
+        from lit_compressor.soft_labels import (
+            SoftLabels,
+            TeacherFunctions,
+            example_rows,
+            gather_predictions,
+            save_soft_labels,
+        )
 
-        local = (self._ids, torch.cat(self._logits) if self._logits else torch.empty(0, pl_module.num_labels))
+        local = (self._keys, torch.cat(self._vectors) if self._vectors else torch.empty(0, 1))
         parts = [local]
         if dist.is_available() and dist.is_initialized() and trainer.world_size > 1:
             parts = [None] * trainer.world_size
             dist.all_gather_object(parts, local)
         if trainer.is_global_zero:
-            order = [example.id for example in trainer.datamodule.split("unlabelled")]
-            ids = [i for part_ids, _ in parts for i in part_ids]
-            ids, logits = gather_predictions(ids, [rows for _, rows in parts], order)
-            save_soft_labels(self.output, SoftLabels(ids, logits, self.metadata))
+            order = [function.id for function in self.functions]
+            keys, vectors = gather_predictions([k for part_keys, _ in parts for k in part_keys],
+                                               [rows for _, rows in parts], order)
+            model = pl_module.model
+            functions = TeacherFunctions(keys, vectors.float(), dict(model.classifier.state_dict()),
+                                         model.num_inputs, model.pair_head)
+            logits = functions.logits(example_rows(self.examples, functions))
+            passes = {"function_passes": str(len({code for e in self.examples for code in e.codes})),
+                      "example_passes": str(sum(len(e.codes) for e in self.examples))}
+            save_soft_labels(self.output, SoftLabels([e.id for e in self.examples], logits,
+                                                     {**self.metadata, **passes}, functions))
         trainer.strategy.barrier()
-        self._ids, self._logits = [], []
+        self._keys, self._vectors = [], []

@@ -6,6 +6,7 @@ from typing import Literal
 
 import torch.nn.functional as F
 
+from lit_compressor.errors import UserError
 from lit_compressor.models.classifier import CodeClassifier
 from lit_compressor.models.hf_folder import load_pretrained_encoder
 from lit_compressor.modules.base import ClassifierModule
@@ -29,7 +30,9 @@ class TeacherModule(ClassifierModule):
     ``kind: graphcodebert`` feeds GraphCodeBERT's data-flow inputs (``language`` picks the parser).
     ``pooling``: ``first`` (Compressor, CodeBERT) or ``mean`` (encoders pre-trained with mean pooling,
     such as the sentence-transformers MiniLM). ``pair_head``: ``concat`` (Compressor's ``[u, v]``) or
-    ``interaction`` (``[u, v, |u-v|, u*v]``, learns from fewer labelled pairs).
+    ``interaction`` (``[u, v, |u-v|, u*v]``, learns from fewer labelled pairs). ``trainable_layers``:
+    fine-tune only the top that many encoder layers (and the head); the embeddings and the layers below
+    stay frozen, which saves their backward pass (None: fine-tune everything).
     """
 
     train_split = "labelled"
@@ -40,13 +43,15 @@ class TeacherModule(ClassifierModule):
                  language: Literal["java", "c"] = "java",
                  flow_length: int = 64, num_inputs: int = 2, num_labels: int = 2, positive_label: int = 1,
                  block_size: int = 400, lr: float = 2e-5, weight_decay: float = 0.0, warmup_ratio: float = 0.1,
-                 output_dir: str | None = None):
+                 trainable_layers: int | None = None, output_dir: str | None = None):
         super().__init__(num_inputs, num_labels, positive_label, block_size, lr, weight_decay, warmup_ratio,
                          output_dir)
         self.save_hyperparameters()
         self.kind, self.language, self.flow_length = kind, language, flow_length
         self.model, self.tokenizer = build_teacher(model_name_or_path, num_inputs, num_labels, kind, pooling,
                                                    pair_head)
+        if trainable_layers is not None:
+            freeze_below(self.model.encoder, trainable_layers)
 
     @property
     def code_encoder(self):
@@ -65,3 +70,18 @@ class TeacherModule(ClassifierModule):
     def export_metadata(self) -> dict:
         return {**super().export_metadata(), "kind": self.kind, "language": self.language,
                 "flow_length": self.flow_length}
+
+
+def freeze_below(encoder, trainable_layers: int) -> None:
+    """Freeze the embeddings and every encoder layer but the top ``trainable_layers``."""
+    layers = getattr(getattr(encoder, "encoder", None), "layer", None)
+    if layers is None:
+        raise UserError(f"trainable_layers needs a BERT-like encoder with `encoder.layer`; "
+                        f"{type(encoder).__name__} has none.", "model.init_args.trainable_layers",
+                        "Remove trainable_layers to fine-tune the whole encoder.")
+    if not 0 <= trainable_layers <= len(layers):
+        raise UserError(f"trainable_layers {trainable_layers} is not between 0 and the encoder's {len(layers)} "
+                        "layers.", "model.init_args.trainable_layers")
+    encoder.embeddings.requires_grad_(False)
+    for layer in list(layers)[: len(layers) - trainable_layers]:
+        layer.requires_grad_(False)

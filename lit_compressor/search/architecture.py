@@ -68,3 +68,23 @@ def read_priced_for(path: str | Path) -> dict[str, Any]:
 
     content = yaml.safe_load(Path(path).read_text()) or {}
     return dict(content.get("priced_for") or {})
+
+
+def student_family(model_type: str | None) -> str:
+    """The student's family for a teacher of ``model_type``: the same when BERT or RoBERTa, else RoBERTa."""
+    return model_type if model_type in STUDENT_FAMILIES else "roberta"
+
+
+def teacher_head(folder: str | Path) -> dict[str, Any]:
+    """What a student copies from a fine-tuned teacher folder: family, pooling, pair head, inputs, labels."""
+    import json
+
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise UserError("not a fine-tuned teacher folder (no config.json).", folder,
+                        "Give the folder a teacher `fit` wrote (its model.init_args.output_dir).")
+    config = json.loads(path.read_text())
+    meta = config.get("lit_compressor", {})
+    return {"family": student_family(config.get("model_type")), "pooling": meta.get("pooling", "first"),
+            "pair_head": meta.get("pair_head", "concat"), "num_inputs": meta.get("num_inputs", 1),
+            "num_labels": config.get("num_labels", len(config.get("id2label", {})) or 2)}

@@ -15,7 +15,7 @@ import json
 import os
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -24,7 +24,7 @@ from rich.progress import Progress
 
 from lit_compressor.errors import UserError
 from lit_compressor.search import checkpoint, report
-from lit_compressor.search.architecture import StudentArchitecture
+from lit_compressor.search.architecture import StudentArchitecture, teacher_head
 from lit_compressor.search.cost import Cost, cost, size_bounds
 from lit_compressor.search.ga import (
     EvolutionState,
@@ -150,7 +150,7 @@ def run_search(space: SearchSpace | None = None, target_mb: float = 3.0, mode: L
     result["elapsed_s"] = round(time.perf_counter() - started, 3)
 
     architecture = space.architecture(best)
-    report.write_architecture(output / "architecture.yaml", architecture)
+    report.write_architecture(output / "architecture.yaml", architecture, priced_for(space, best))
     report.write_report(output / "report.json", result)
     if plot:
         title = f"{mode} search, seed {seed}"
@@ -160,6 +160,19 @@ def run_search(space: SearchSpace | None = None, target_mb: float = 3.0, mode: L
             population_points = [{**m, "latency_ms": m["objectives"][2]} for m in members]
             report.plot_front(output / "search.png", population_points, result["pareto_front"], chosen, title)
     return SearchResult(architecture, cost(best, space), result, output)
+
+
+def with_teacher_head(space: SearchSpace, teacher: str) -> SearchSpace:
+    head = teacher_head(teacher)
+    return replace(space, family=head["family"], pair_head=head["pair_head"], num_inputs=head["num_inputs"],
+                   num_labels=head["num_labels"])
+
+
+def priced_for(space: SearchSpace, genome: Genome) -> dict:
+    """The settings besides the genes that the search's price depends on, and the price in parameters."""
+    return {"family": space.family, "pair_head": space.pair_head, "num_inputs": space.num_inputs,
+            "num_labels": space.num_labels, "block_size": space.block_size, "max_positions": space.positions,
+            "params": cost(genome, space).params}
 
 
 def _run_restarts(state: EvolutionState, restarts: int, generations: int, population: int, seed: int,
@@ -202,11 +215,11 @@ def search(space: SearchSpace | None = None, target_mb: float = 3.0, mode: Liter
            size_kind: Literal["fp32", "int8"] = "fp32", pick: Pick = "max_flops",
            max_size_mb: float | None = None, max_latency_ms: float | None = None,
            latency_cache: Path = DEFAULT_CACHE, output: Path = Path("runs/search"),
-           resume: bool = True) -> dict | None:
+           resume: bool = True, teacher: str | None = None) -> dict | None:
     """Search a student architecture with Compressor's GA or NSGA-II, and write it to ``output``.
 
     Args:
-        space: Genes (ranges or choices) and fixed student settings (block size, inputs, family).
+        space: Genes (ranges or choices) and fixed student settings (block size, inputs, family, head).
         target_mb: GA only: the size the fitness ``GFLOPs - |MB - target_mb|`` aims at.
         mode: ``ga`` (Compressor's single objective) or ``nsga2`` (size, FLOPs and latency).
         population: Genomes per generation.
@@ -222,7 +235,11 @@ def search(space: SearchSpace | None = None, target_mb: float = 3.0, mode: Liter
         latency_cache: Folder of the cached per-layer latency table (NSGA-II).
         output: Folder for architecture.yaml, report.json, search.png and the checkpoint.
         resume: Resume from ``output/checkpoint.json`` when it exists.
+        teacher: A fine-tuned teacher folder: the student's family, pair head, inputs and labels are its
+            (they replace the space's), so the search prices the student distillation will build.
     """
+    if teacher is not None:
+        space = with_teacher_head(space or SearchSpace(), teacher)
     result = run_search(space, target_mb, mode, population, generations, crossover_rate, restarts,
                         local_mutation, seed, size_kind, pick, max_size_mb, max_latency_ms, latency_cache,
                         output, resume)

@@ -17,9 +17,11 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_architecture(path: Path, architecture: StudentArchitecture) -> None:
-    """Exactly the five genes at top level: ``StudentArchitecture(**yaml.safe_load(...))`` loads it."""
-    _atomic_write(path, yaml.safe_dump(architecture.to_dict(), sort_keys=False))
+def write_architecture(path: Path, architecture: StudentArchitecture, priced_for: dict | None = None) -> None:
+    """The five genes at top level, then ``priced_for``: the student settings and parameter count the
+    search priced, which distillation checks against the module it builds."""
+    content = {**architecture.to_dict(), **({"priced_for": priced_for} if priced_for else {})}
+    _atomic_write(path, yaml.safe_dump(content, sort_keys=False))
 
 
 def write_report(path: Path, report: dict) -> None:

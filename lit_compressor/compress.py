@@ -1,0 +1,321 @@
+"""``lit-compressor compress``: the commands a user runs alone, composed, each skipped when current.
+
+    fit (teacher) -> label -> search -> fit (student) -> export -> benchmark -> report
+
+A compress config names (or embeds) the stage configs — the very YAML files that ``fit``, ``label``,
+``search``, ``export`` and ``benchmark`` take — and adds only the settings that link the stages: the
+task, the block size, the output folder, the trainer's hardware and the seed. For each stage it writes
+the complete config it runs to ``output/stages/<stage>.yaml``, so any stage can be re-run by hand::
+
+    lit-compressor fit --config runs/quickstart/stages/teacher.yaml
+
+A stage is skipped when ``output/stages/<stage>.done.json`` records the same config and the same
+upstream files (a hash of both); a training stage interrupted mid-way resumes from the ``last.ckpt``
+of a run of the same inputs. ``compress`` runs in one process on one device; for multi-device
+training run the ``fit`` and ``label`` stages by hand with ``--trainer.strategy ddp``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lit_compressor.data.task import TaskData
+from lit_compressor.errors import UserError
+
+Stage = str | dict[str, Any]
+"""A stage config: a YAML path, or a mapping (``config: PATH`` plus keys merged over that file)."""
+
+QUICKSTART = Path("configs/quickstart.yaml")
+MODEL_CHECKPOINT = "lightning.pytorch.callbacks.ModelCheckpoint"
+
+
+@dataclass
+class StageRecord:
+    name: str
+    skipped: bool
+    config: str
+    seconds: float
+    outputs: dict[str, str] = field(default_factory=dict)
+
+
+# --- stage configs ----------------------------------------------------------------------------------
+def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` merged in: mappings key by key, everything else replaced."""
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def read_yaml(path: str | Path, what: str) -> dict[str, Any]:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} config not found.", path,
+                        "Paths in a compress config are relative to the folder you run from.")
+    try:
+        content = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise UserError(f"malformed YAML ({error}).", path) from None
+    if not isinstance(content, dict):
+        raise UserError(f"a {what} config must be a mapping.", path)
+    return content
+
+
+def resolve_stage(spec: Stage | None, what: str) -> dict[str, Any]:
+    """The stage config a compress config names: a file, or ``{config: file, ...overrides}``, or inline."""
+    if spec is None:
+        return {}
+    if isinstance(spec, str):
+        return read_yaml(spec, what)
+    base = read_yaml(spec["config"], what) if spec.get("config") else {}
+    return deep_merge(base, {k: v for k, v in spec.items() if k != "config"})
+
+
+def write_yaml(path: Path, config: dict[str, Any]) -> Path:
+    """Write ``config`` atomically; a file that already holds it is left untouched."""
+    import yaml
+
+    text = yaml.safe_dump(config, sort_keys=False)
+    if path.is_file() and path.read_text() == text:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+
+
+def digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def with_checkpoint_folder(trainer: dict[str, Any], folder: Path, monitor: str = "val/accuracy") -> dict[str, Any]:
+    """``trainer`` whose ModelCheckpoint writes to ``folder`` (one is added if the config has none)."""
+    trainer = copy.deepcopy(trainer)
+    callbacks = trainer.setdefault("callbacks", [])
+    checkpoints = [c for c in callbacks if isinstance(c, dict) and c.get("class_path", "").endswith("ModelCheckpoint")]
+    if not checkpoints:
+        checkpoints = [{"class_path": MODEL_CHECKPOINT,
+                        "init_args": {"monitor": monitor, "mode": "max", "save_last": True}}]
+        callbacks.append(checkpoints[0])
+    for callback in checkpoints:
+        callback.setdefault("init_args", {}).update({"dirpath": str(folder), "save_last": True})
+    return trainer
+
+
+def fit_config(base: dict[str, Any], what: str, task: TaskData, block_size: int, seed: int,
+               trainer: dict[str, Any], model_args: dict[str, Any]) -> dict[str, Any]:
+    """A ``fit`` config: the stage's file with the linking settings written over it."""
+    if "model" not in base:
+        raise UserError(f"the {what} stage config has no `model` (a `fit` config is needed).",
+                        fix="Name a fit config, e.g. configs/bigclonebench/teacher.yaml.")
+    return deep_merge(base, {"seed_everything": seed, "data": {"task": task.to_dict(), "block_size": block_size},
+                             "model": {"init_args": model_args}, "trainer": trainer})
+
+
+# --- running stages ---------------------------------------------------------------------------------
+class Stages:
+    """Writes each stage's config, runs it unless current, and records what it did and how long it took."""
+
+    def __init__(self, output: Path):
+        self.output = output
+        self.folder = output / "stages"
+        self.records: list[StageRecord] = []
+
+    def run(self, name: str, config: dict[str, Any], upstream: dict[str, str], outputs: dict[str, Path],
+            work: Callable[[Path], None]) -> StageRecord:
+        from rich.console import Console
+
+        path = write_yaml(self.folder / f"{name}.yaml", config)
+        marker = self.folder / f"{name}.done.json"
+        key = digest(config, upstream)
+        current = (marker.is_file() and json.loads(marker.read_text()).get("inputs") == key
+                   and all(p.exists() for p in outputs.values()))
+        started = time.perf_counter()
+        if current:
+            Console().print(f"[dim]stage {name}: up to date, skipped ({path})[/dim]")
+        else:
+            Console().rule(f"stage {name}: {path}")
+            marker.unlink(missing_ok=True)
+            work(path)
+            missing = [str(p) for p in outputs.values() if not p.exists()]
+            if missing:
+                raise RuntimeError(f"stage {name} finished without writing {', '.join(missing)}")
+            marker.write_text(json.dumps({"inputs": key, "upstream": upstream}, indent=2) + "\n")
+        record = StageRecord(name, current, str(path), round(time.perf_counter() - started, 1),
+                             {k: str(v) for k, v in outputs.items()})
+        self.records.append(record)
+        return record
+
+
+def run_fit(config: Path, checkpoints: Path, command: str = "fit") -> None:
+    """``lit-compressor fit --config config`` in this process, resuming from ``checkpoints/last.ckpt``."""
+    from lit_compressor.lightning_cli import run_lightning_cli
+
+    last = checkpoints / "last.ckpt"
+    args = [command, "--config", str(config)] + (["--ckpt_path", str(last)] if last.is_file() else [])
+    cli = run_lightning_cli(args)
+    if cli.trainer.interrupted:
+        raise UserError("training was interrupted.", config, "Run compress again: it resumes from the last checkpoint.")
+
+
+def run_command(name: str, config: Path) -> Any:
+    from lit_compressor.cli import run_function_command
+
+    return run_function_command(name, ["--config", str(config)])
+
+
+def fingerprint_of(path: Path) -> str:
+    from lit_compressor.soft_labels import file_fingerprint
+
+    return file_fingerprint(path)
+
+
+# --- the command ----------------------------------------------------------------------------------
+def compress(task: TaskData | None = None, block_size: int = 128, output: Path = Path("runs/compress"),
+             teacher: Stage | None = None, teacher_folder: str | None = None, label: dict[str, Any] | None = None,
+             search: Stage | None = None, architecture: str | None = None, student: Stage | None = None,
+             export: bool | dict[str, Any] = True, benchmark: dict[str, Any] | None = None,
+             trainer: dict[str, Any] | None = None, seed: int = 42) -> dict[str, Any]:
+    """Compress a teacher into a tiny student, stage by stage, and report both side by side.
+
+    Run without ``--config``, it runs ``configs/quickstart.yaml`` (the quick start).
+
+    Args:
+        task: The data (format, folder, split files, field names, sample limits), linked into every stage.
+        block_size: Tokens per function, linked into every stage (the paper: 400).
+        output: The run folder: stages/, teacher/, soft_labels.safetensors, search/, student/, export/, report.*.
+        teacher: The teacher's ``fit`` config (a TeacherModule), a path or ``{config: PATH, ...overrides}``.
+        teacher_folder: An already fine-tuned teacher folder instead: it is tested on this task, not trained.
+        label: Settings of the ``label`` stage (e.g. ``batch_size``).
+        search: The ``search`` config (a path or ``{config: PATH, ...overrides}``); skipped with ``architecture``.
+        architecture: An ``architecture.yaml`` to use instead of searching (or the student config's own).
+        student: The student's ``fit`` config (a DistillationModule).
+        export: ``false``, or settings of the ``export`` stage (e.g. ``samples``).
+        benchmark: Settings of the ``benchmark`` stage (e.g. ``samples``, ``backends``).
+        trainer: Trainer settings written over both ``fit`` stages (e.g. ``accelerator``, ``precision``).
+        seed: Seed of every stage.
+    """
+    started = time.perf_counter()
+    if task is None:
+        raise UserError("compress needs a task.", fix=f"Give --config (e.g. {QUICKSTART}) or --task.")
+    if teacher is None and teacher_folder is None:
+        raise UserError("compress needs a teacher: a `teacher` fit config or a fine-tuned `teacher_folder`.")
+    if student is None:
+        raise UserError("compress needs a `student` fit config (a DistillationModule).")
+    output = Path(output)
+    stages = Stages(output)
+    hardware = {k: v for k, v in (trainer or {}).items()}
+    task_file = write_yaml(output / "task.yaml", task.to_dict())
+
+    # 1. teacher: fine-tuned here, or a given folder tested on this task
+    if teacher_folder is None:
+        teacher_dir = output / "teacher"
+        base = fit_config(resolve_stage(teacher, "teacher"), "teacher", task, block_size, seed, hardware,
+                          {"output_dir": str(teacher_dir)})
+        run_dir = output / "runs" / f"teacher-{digest(base)}"
+        config = deep_merge(base, {"trainer": with_checkpoint_folder(
+            {**base.get("trainer", {}), "default_root_dir": str(run_dir)}, run_dir / "checkpoints")})
+        stages.run("teacher", config, {}, {"teacher": teacher_dir / "metrics.json"},
+                   lambda path: run_fit(path, run_dir / "checkpoints"))
+        teacher_metrics = teacher_dir / "metrics.json"
+    else:
+        teacher_dir = Path(teacher_folder)
+        evaluation = output / "teacher_test"
+        config = {"seed_everything": seed,
+                  "model": {"class_path": "lit_compressor.modules.labelling.TeacherPredictor",
+                            "init_args": {"folder": str(teacher_dir), "output_dir": str(evaluation)}},
+                  "data": {"task": task.to_dict(), "block_size": block_size},
+                  "trainer": {**hardware, "logger": False, "enable_checkpointing": False}}
+        stages.run("teacher_test", config, {"teacher": fingerprint_of(teacher_dir)},
+                   {"metrics": evaluation / "metrics.json"},
+                   lambda path: run_fit(path, evaluation, command="test"))
+        teacher_metrics = evaluation / "metrics.json"
+    warn_if_collapsed("teacher", teacher_metrics)
+    teacher_hash = fingerprint_of(teacher_dir)
+
+    # 2. soft labels
+    soft_labels = output / "soft_labels.safetensors"
+    config = {**(label or {}), "teacher": str(teacher_dir), "output": str(soft_labels), "task": task.to_dict(),
+              "block_size": block_size,
+              **{k: hardware[k] for k in ("accelerator", "devices", "precision") if k in hardware}}
+    stages.run("label", config, {"teacher": teacher_hash}, {"soft_labels": soft_labels},
+               lambda path: run_command("label", path))
+
+    # 3. architecture search
+    student_base = resolve_stage(student, "student")
+    if search is not None and architecture is None:
+        search_dir = output / "search"
+        config = deep_merge(resolve_stage(search, "search"), {
+            "space": {"block_size": block_size, "num_inputs": task.num_inputs, "num_labels": task.num_labels},
+            "teacher": str(teacher_dir), "seed": seed, "output": str(search_dir)})
+        stages.run("search", config, {"teacher": teacher_hash}, {"architecture": search_dir / "architecture.yaml"},
+                   lambda path: run_command("search", path))
+        architecture = str(search_dir / "architecture.yaml")
+
+    # 4. distillation: the student tokenizer is trained on the way
+    student_dir = output / "student"
+    links = {"soft_labels": str(soft_labels), "teacher": str(teacher_dir), "output_dir": str(student_dir),
+             "tokenizer_cache": str(output / "tokenizers")}
+    if architecture is not None:
+        links["architecture"] = architecture
+    base = fit_config(student_base, "student", task, block_size, seed, hardware, links)
+    upstream = {"soft_labels": fingerprint_of(soft_labels)}
+    if architecture is not None:
+        upstream["architecture"] = Path(architecture).read_text()
+    run_dir = output / "runs" / f"student-{digest(base, upstream)}"
+    config = deep_merge(base, {"trainer": with_checkpoint_folder(
+        {**base.get("trainer", {}), "default_root_dir": str(run_dir)}, run_dir / "checkpoints")})
+    stages.run("student", config, upstream, {"student": student_dir / "metrics.json"},
+               lambda path: run_fit(path, run_dir / "checkpoints"))
+    warn_if_collapsed("student", student_dir / "metrics.json")
+    student_hash = fingerprint_of(student_dir)
+
+    # 5. export
+    shipped = student_dir
+    if export is not False:
+        shipped = output / "export"
+        config = {**({} if export is True else export), "model": str(student_dir), "output": str(shipped),
+                  "data": str(task_file), "overwrite": True}
+        stages.run("export", config, {"student": student_hash}, {"export": shipped / "export.json"},
+                   lambda path: run_command("export", path))
+
+    # 6. benchmark: the student as shipped beside its teacher
+    timing = output / "benchmark.json"
+    backends = ["pytorch", "onnx-int8"] if export is not False else ["pytorch"]
+    config = {"backends": backends, **(benchmark or {}), "model": str(shipped), "data": str(task_file),
+              "teacher": str(teacher_dir), "output": str(timing)}
+    stages.run("benchmark", config, {"student": student_hash, "teacher": teacher_hash}, {"benchmark": timing},
+               lambda path: run_command("benchmark", path))
+
+    from lit_compressor.report import build_report, write_report
+
+    report = build_report(task, teacher_dir, teacher_metrics, student_dir, timing, stages.records,
+                          time.perf_counter() - started)
+    write_report(output, report)
+    return report
+
+
+def warn_if_collapsed(name: str, metrics_file: Path) -> None:
+    """Print a warning when a model predicts one class for nearly every test example."""
+    from lit_compressor.report import collapse_warning
+
+    message = collapse_warning(name, json.loads(metrics_file.read_text()))
+    if message:
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[bold yellow]warning:[/bold yellow] {message}")
+
