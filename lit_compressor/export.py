@@ -165,7 +165,7 @@ def export(model: Path, output: Path, onnx: bool = True, int8: bool = True, over
     if (model / "config.json").is_file() and read_metadata(model).get("kind") == "graphcodebert":
         from lit_compressor.graphcodebert.export import export_graph  # data-flow inputs
 
-        examples = read_eval_examples(data, samples) if data is not None else random_examples(
+        examples = sample_test_split(data, samples) if data is not None else random_examples(
             int(read_metadata(model).get("num_inputs", 1)))
         note = f"{len(examples)} test examples from {data}" if data else "made-up code (no --data)"
         return export_graph(model, output, examples, note, onnx, int8, overwrite)
