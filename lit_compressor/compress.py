@@ -239,7 +239,8 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
                   "model": {"class_path": "lit_compressor.modules.labelling.TeacherPredictor",
                             "init_args": {"folder": str(teacher_dir), "output_dir": str(evaluation)}},
                   "data": {"task": task.to_dict(), "block_size": block_size},
-                  "trainer": {**hardware, "logger": False, "enable_checkpointing": False}}
+                  "trainer": {**hardware, "logger": False, "enable_checkpointing": False,
+                              "default_root_dir": str(evaluation)}}  # where LightningCLI saves its config
         stages.run("teacher_test", config, {"teacher": fingerprint_of(teacher_dir)},
                    {"metrics": evaluation / "metrics.json"},
                    lambda path: run_fit(path, evaluation, command="test"))

@@ -74,6 +74,7 @@ def test_compress_with_a_given_teacher_tests_it_on_this_task(tiny_bert, tmp_path
     evaluated = json.loads((tmp_path / "run" / "teacher_test" / "metrics.json").read_text())
     assert report["teacher"]["accuracy"] == evaluated["accuracy"] and sum(evaluated["prediction_counts"]) == 24
     assert not (tmp_path / "teacher" / "metrics.json").exists()  # the given folder is left as it was
+    assert (tmp_path / "run" / "teacher_test" / "config.yaml").is_file()  # not in the folder compress ran from
     assert report["student"]["params"] == 754_562 - (400 - 64) * 96  # the paper's genome, 64 positions fewer
 
 
