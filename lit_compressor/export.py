@@ -211,6 +211,11 @@ def export(model: Path, output: Path, onnx: bool = True, int8: bool = True, over
             "agreement_with_fp32": float((logits.argmax(-1) == reference.argmax(-1)).mean()),
             "max_abs_prob_diff": float(np.abs(softmax(logits) - softmax(reference)).max()),
         }
+    if onnx:  # the encoder-only graph and the pair head, for clone search (lit_compressor.clones)
+        from lit_compressor.clones.graphs import export_clone_graphs
+
+        check = encoder.encode_codes([e.codes for e in examples[:8]])
+        report["clone_graphs"] = export_clone_graphs(classifier, output, int8=int8, check_batch=check)
     report["files"] = file_sizes(output)
     (output / "export.json").write_text(json.dumps(report, indent=2) + "\n")
     report["files"] = file_sizes(output)

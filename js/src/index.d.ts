@@ -1,0 +1,130 @@
+// Types of lit-compressor's Node.js runtime (src/index.js).
+import type { InferenceSession, Tensor } from "onnxruntime-node";
+
+/** `" ".join(code.split())` of Python: every run of Python whitespace becomes one space. */
+export function normalizeWhitespace(code: string): string;
+
+/** Code -> model input ids, exactly as Python's `CodeEncoder.encode`. */
+export class CodeTokenizer {
+  constructor(tokenizerJson: object, tokenizerConfig: object, blockSize: number);
+  static fromFolder(folder: string, blockSize: number): Promise<CodeTokenizer>;
+  readonly blockSize: number;
+  readonly padId: number;
+  /** Normalised, truncated to `blockSize` tokens (special tokens included), wrapped in special tokens. */
+  encode(code: string): number[];
+}
+
+/** The `lit_compressor` block of a model folder's config.json. */
+export interface ModelConfig {
+  config: Record<string, unknown>;
+  numInputs: number;
+  blockSize: number;
+  pooling: string;
+  pairHead: string;
+  positiveLabel: number;
+  hiddenSize: number;
+}
+export function readModelConfig(folder: string): Promise<ModelConfig>;
+export function softmax(logits: ArrayLike<number>): number[];
+
+export interface Prediction {
+  /** The most probable label. */
+  label: number;
+  /** The probability of `label`. */
+  probability: number;
+  /** The probability of every label. */
+  probabilities: number[];
+}
+
+export interface ClassifierOptions {
+  /** "onnx-int8" (`model.int8.onnx`, the default when present) or "onnx" (`model.optimized.onnx`/`model.onnx`). */
+  backend?: "onnx" | "onnx-int8";
+  /** Intra-op CPU threads (ONNX Runtime's default: all cores). */
+  threads?: number;
+}
+
+/** A shipped student: `predict(code)` (one function) or `predict(codeA, codeB)` (a pair). */
+export class TinyClassifier {
+  static fromPretrained(folder: string, options?: ClassifierOptions): Promise<TinyClassifier>;
+  readonly numInputs: number;
+  readonly blockSize: number;
+  readonly positiveLabel: number;
+  /** The ONNX file this classifier runs. */
+  readonly file: string;
+  tokenIds(code: string): number[];
+  logits(rows: string[][]): Promise<number[][]>;
+  predict(...codes: string[]): Promise<Prediction>;
+  predictBatch(rows: (string | string[])[], batchSize?: number): Promise<Prediction[]>;
+}
+
+export interface CloneModelOptions {
+  /** "fp32" (default; scores equal the pair model's) or "int8". */
+  precision?: "fp32" | "int8";
+  threads?: number;
+}
+
+/** sha256 of the whitespace-normalised function: the index's content key. */
+export function codeHash(code: string): string;
+
+/** The encoder-only graph and the pair head of an exported student. */
+export class CloneModel {
+  static fromPretrained(folder: string, options?: CloneModelOptions): Promise<CloneModel>;
+  readonly hiddenSize: number;
+  readonly numInputs: number;
+  readonly precision: string;
+  readonly head: InferenceSession;
+  /** The function's pooled `[H]` vector. */
+  embed(code: string): Promise<Float32Array>;
+  /** Clone probability of `(query, row i)` for every row of a float32 `[rows, H]` tensor. */
+  scoreRows(query: Float32Array, vectors: Tensor): Promise<Float64Array>;
+  pairProbability(codeA: string, codeB: string): Promise<number>;
+  fingerprint(): Promise<string>;
+}
+
+/** A function of a project, as extracted for indexing. */
+export interface SourceFunction {
+  path: string;
+  name: string;
+  language: string;
+  start_line: number;
+  end_line: number;
+  code: string;
+}
+
+/** An indexed function (the on-disk record of `index.json`). */
+export interface IndexedFunction {
+  path: string;
+  name: string;
+  language: string;
+  start_line: number;
+  end_line: number;
+  hash: string;
+}
+
+export interface Match {
+  function: IndexedFunction;
+  /** The pair model's clone probability of (query, function). */
+  score: number;
+}
+
+export interface UpdateStats {
+  functions: number;
+  embedded: number;
+  reused: number;
+  dropped: number;
+}
+
+/** Vectors of many functions; `search` scores a query against all of them with the pair head. */
+export class CloneIndex {
+  constructor(model: CloneModel);
+  readonly size: number;
+  entries: IndexedFunction[];
+  hashes: string[];
+  vectors: Float32Array;
+  update(functions: SourceFunction[], onProgress?: (done: number, total: number) => void): Promise<UpdateStats>;
+  scores(vector: Float32Array): Promise<Float64Array>;
+  search(code: string, topK?: number, threshold?: number): Promise<Match[]>;
+  searchVector(vector: Float32Array, topK?: number, threshold?: number): Promise<Match[]>;
+  save(folder: string): Promise<string>;
+  static load(folder: string, model: CloneModel): Promise<CloneIndex>;
+}

@@ -1,0 +1,216 @@
+"""A clone index: one vector per distinct function, the pair head against all of them per query.
+
+On disk (a folder, read by the Node runtime too):
+
+- ``index.json``: ``format``, the model's ``fingerprint``, ``hidden_size``, ``precision``, the row
+  ``hashes`` (sha256 of each distinct whitespace-normalised function) and the ``entries`` (path,
+  name, language, lines, hash) of every indexed function;
+- ``vectors.f32``: the rows' pooled vectors, little-endian float32, row-major ``[rows, H]``.
+
+Updating re-encodes only functions whose content hash is new; rows no entry uses are dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lit_compressor.clones.extract import SourceFunction
+from lit_compressor.clones.model import CloneModel, code_hash
+from lit_compressor.errors import UserError
+
+INDEX_FORMAT = 1
+INDEX_FILE, VECTORS_FILE = "index.json", "vectors.f32"
+
+
+@dataclass(frozen=True)
+class IndexedFunction:
+    """An indexed function's location and content hash (its row holds the vector)."""
+
+    path: str
+    name: str
+    language: str
+    start_line: int
+    end_line: int
+    hash: str
+
+    @classmethod
+    def of(cls, function: SourceFunction) -> IndexedFunction:
+        return cls(function.path, function.name, function.language, function.start_line, function.end_line,
+                   code_hash(function.code))
+
+
+@dataclass(frozen=True)
+class Match:
+    function: IndexedFunction
+    score: float  # the pair model's clone probability of (query, function)
+
+
+@dataclass(frozen=True)
+class ClonePair:
+    first: IndexedFunction
+    second: IndexedFunction
+    score: float  # mean of the two orders' clone probabilities
+    scores: tuple[float, float]  # (first, second) and (second, first)
+
+
+@dataclass(frozen=True)
+class UpdateStats:
+    functions: int
+    embedded: int  # distinct functions encoded now
+    reused: int  # distinct functions whose vector was already in the index
+    dropped: int  # rows no function uses any more
+
+
+class CloneIndex:
+    """Vectors of many functions for one model; :meth:`search` scores a query against all of them."""
+
+    def __init__(self, model: CloneModel):
+        self.model = model
+        self.head = model.head  # a single-function model has no pair head: fail now, not at the first search
+        self.entries: list[IndexedFunction] = []
+        self.hashes: list[str] = []
+        self.vectors = np.empty((0, model.hidden_size), dtype=np.float32)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self._row = {h: i for i, h in enumerate(self.hashes)}
+        self._entry_rows = np.array([self._row[e.hash] for e in self.entries], dtype=np.int64)
+        self._prepared = self.head.prepare(self.vectors)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def update(self, functions: Sequence[SourceFunction], on_embedded: Callable[[], None] | None = None,
+               on_plan: Callable[[int], None] | None = None) -> UpdateStats:
+        """Make the index hold exactly ``functions``, encoding only content it has not seen.
+
+        ``on_plan(n)`` is told how many functions will be encoded, ``on_embedded()`` after each one.
+        """
+        entries = [IndexedFunction.of(f) for f in functions]
+        code_of = {}
+        for entry, function in zip(entries, functions, strict=True):
+            code_of.setdefault(entry.hash, function.code)
+        needed = list(dict.fromkeys(e.hash for e in entries))
+        new = [h for h in needed if h not in self._row]
+        if on_plan is not None:
+            on_plan(len(new))
+        fresh = self.model.embed_many([code_of[h] for h in new], on_embedded)
+        old = [h for h in needed if h in self._row]
+        rows = self.vectors[[self._row[h] for h in old]] if old else np.empty((0, self.model.hidden_size), np.float32)
+        dropped = len(set(self.hashes) - set(needed))
+        self.hashes = old + new
+        self.vectors = np.ascontiguousarray(np.concatenate([rows, fresh]), dtype=np.float32)
+        self.entries = entries
+        self._refresh()
+        return UpdateStats(len(entries), len(new), len(old), dropped)
+
+    def add(self, function: SourceFunction) -> IndexedFunction:
+        """Index one more function (encoded only if its content is new)."""
+        entry = IndexedFunction.of(function)
+        if entry.hash not in self._row:
+            self.hashes.append(entry.hash)
+            self.vectors = np.concatenate([self.vectors, self.model.embed(function.code)[None]])
+        self.entries.append(entry)
+        self._refresh()
+        return entry
+
+    def scores(self, vector: np.ndarray) -> np.ndarray:
+        """Clone probability of ``(query, entry)`` for every entry, from the query's vector."""
+        if not self.entries:
+            return np.empty(0)
+        per_row = self.head.probabilities(vector, self.vectors, self._prepared)
+        return per_row[self._entry_rows]
+
+    def search(self, code: str, top_k: int = 10, threshold: float = 0.0) -> list[Match]:
+        """The ``top_k`` indexed functions most likely to be clones of ``code`` (score >= ``threshold``)."""
+        return self.search_vector(self.model.embed(code), top_k, threshold)
+
+    def search_vector(self, vector: np.ndarray, top_k: int = 10, threshold: float = 0.0) -> list[Match]:
+        scores = self.scores(vector)
+        order = np.argsort(-scores, kind="stable")[:top_k]
+        return [Match(self.entries[i], float(scores[i])) for i in order if scores[i] >= threshold]
+
+    def pairs(self, threshold: float = 0.5, on_row: Callable[[], None] | None = None) -> list[ClonePair]:
+        """Every pair of indexed functions whose clone probability (mean of both orders) is >= ``threshold``.
+
+        Costs one head evaluation per ordered pair of distinct rows; memory stays ``O(rows)``.
+        """
+        head, rows = self.head, len(self.hashes)
+        members: dict[int, list[IndexedFunction]] = {}
+        for entry, row in zip(self.entries, self._entry_rows, strict=True):
+            members.setdefault(int(row), []).append(entry)
+        found: list[ClonePair] = []
+        for i in range(rows):
+            query = self.vectors[i]
+            same = members.get(i, [])
+            if len(same) > 1:  # identical functions
+                score = float(head.probabilities(query, query[None])[0])
+                if score >= threshold:
+                    found += [ClonePair(a, b, score, (score, score))
+                              for k, a in enumerate(same) for b in same[k + 1:]]
+            rest = slice(i + 1, rows)
+            forward = head.probabilities(query, self.vectors[rest], self._prepared[:, rest], query_first=True)
+            backward = head.probabilities(query, self.vectors[rest], self._prepared[:, rest], query_first=False)
+            mean = (forward + backward) / 2
+            for j in np.nonzero(mean >= threshold)[0]:
+                for a in same:
+                    for b in members.get(i + 1 + int(j), []):
+                        found.append(ClonePair(a, b, float(mean[j]), (float(forward[j]), float(backward[j]))))
+            if on_row is not None:
+                on_row()
+        found.sort(key=lambda pair: (-pair.score, pair.first.path, pair.first.start_line))
+        return found
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``index.json`` and ``vectors.f32`` (each replaced atomically)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = {"format": INDEX_FORMAT, "fingerprint": self.model.fingerprint(), "precision": self.model.precision,
+                "hidden_size": self.model.hidden_size, "rows": len(self.hashes), "hashes": self.hashes,
+                "entries": [asdict(e) for e in self.entries]}
+        vectors = self.vectors.astype("<f4", copy=False).tobytes()
+        for name, data in ((VECTORS_FILE, vectors), (INDEX_FILE, json.dumps(meta).encode())):
+            tmp = folder / f"{name}.{os.getpid()}.tmp"
+            tmp.write_bytes(data)
+            tmp.replace(folder / name)
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, model: CloneModel) -> CloneIndex:
+        """Read an index written by :meth:`save` (Python or Node) for the same model."""
+        folder = Path(folder)
+        meta_path = folder / INDEX_FILE
+        try:
+            meta = json.loads(meta_path.read_text())
+            data = (folder / VECTORS_FILE).read_bytes()
+        except FileNotFoundError as error:
+            raise UserError(f"no clone index here ({Path(error.filename).name} missing).", folder,
+                            "Build one with `lit-compressor clones --index DIR`.") from None
+        except (OSError, ValueError) as error:
+            raise UserError(f"unreadable clone index ({error}).", meta_path,
+                            "Delete the folder to rebuild it.") from None
+        if meta.get("format") != INDEX_FORMAT:
+            raise UserError(f"index format {meta.get('format')!r}, this version reads {INDEX_FORMAT}.", meta_path,
+                            "Delete the folder to rebuild it.")
+        if meta.get("fingerprint") != model.fingerprint():
+            raise UserError("the index was built with another model, tokenizer, block size or precision.", meta_path,
+                            "Delete the folder (or pass another --index) to rebuild it for this model.")
+        hidden, hashes = int(meta["hidden_size"]), list(meta["hashes"])
+        if len(data) != 4 * hidden * len(hashes):
+            raise UserError(f"{VECTORS_FILE} holds {len(data)} bytes, not {len(hashes)} x {hidden} float32.",
+                            folder / VECTORS_FILE, "Delete the folder to rebuild it.")
+        index = cls(model)
+        index.hashes = hashes
+        index.vectors = np.frombuffer(data, dtype="<f4").reshape(len(hashes), hidden).astype(np.float32)
+        index.entries = [IndexedFunction(**e) for e in meta["entries"]]
+        if any(e.hash not in set(hashes) for e in index.entries):
+            raise UserError("an entry's hash has no vector.", meta_path, "Delete the folder to rebuild it.")
+        index._refresh()
+        return index
+
