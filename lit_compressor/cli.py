@@ -23,6 +23,8 @@ FUNCTION_COMMANDS = {
                  "Run every stage: teacher to shipped tiny model (default: configs/quickstart.yaml)."),
     "import-compressor": ("lit_compressor.compressor_import", "import_compressor",
                           "Import a checkpoint of the Compressor research code."),
+    "clones": ("lit_compressor.clones.command", "clones",
+               "Find clone pairs among a project's Java and C functions with a pair student."),
 }
 
 
