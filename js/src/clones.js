@@ -157,6 +157,10 @@ export class CloneIndex {
     /** @type {string[]} */
     this.hashes = [];
     this.vectors = new Float32Array(0);
+    /** @type {Map<string, number>} */
+    this.rowOf = new Map();
+    this.entryRows = new Int32Array(0);
+    this.tensor = new ort.Tensor("float32", this.vectors, [0, model.hiddenSize]);
     this.refresh();
   }
 
@@ -164,8 +168,8 @@ export class CloneIndex {
     return this.entries.length;
   }
 
+  /** Recompute the lookups after the rows or entries changed. */
   refresh() {
-    /** @type {Map<string, number>} */
     this.rowOf = new Map(this.hashes.map((h, i) => [h, i]));
     this.entryRows = Int32Array.from(this.entries.map((e) => /** @type {number} */ (this.rowOf.get(e.hash))));
     this.tensor = new ort.Tensor("float32", this.vectors, [this.hashes.length, this.model.hiddenSize]);

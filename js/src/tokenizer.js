@@ -45,7 +45,9 @@ export function lowercaseCodePoints(text) {
 export function singleSpecialTokens(config) {
   if (config == null || config.type === "ByteLevel") return { prefix: [], suffix: [] };
   if (config.type === "TemplateProcessing") {
+    /** @type {number[]} */
     const prefix = [];
+    /** @type {number[]} */
     const suffix = [];
     let seen = false;
     for (const item of config.single) {
@@ -63,6 +65,7 @@ export function singleSpecialTokens(config) {
     return { prefix: [config.cls[1]], suffix: [config.sep[1]] };
   }
   if (config.type === "Sequence") {
+    /** @type {{prefix: number[], suffix: number[]}[]} */
     const parts = config.processors.map(singleSpecialTokens);
     return { prefix: parts.flatMap((p) => p.prefix), suffix: parts.flatMap((p) => p.suffix) };
   }
@@ -75,17 +78,24 @@ export function singleSpecialTokens(config) {
  * @param {any} json
  */
 function matchRust(tokenizer, json) {
-  const addedAreLower = (json.added_tokens ?? []).every((t) => lowercaseCodePoints(t.content) === t.content);
+  const addedAreLower = (json.added_tokens ?? []).every(
+    (/** @type {{content: string}} */ t) => lowercaseCodePoints(t.content) === t.content);
+  /** @param {any} instance @param {any} config */
   const fixNormalizer = (instance, config) => {
     if (!instance || !config) return;
     if (config.type === "Lowercase") instance.normalize = lowercaseCodePoints;
-    if (config.type === "Sequence") config.normalizers.forEach((c, i) => fixNormalizer(instance.normalizers[i], c));
+    if (config.type === "Sequence") {
+      config.normalizers.forEach((/** @type {any} */ c, /** @type {number} */ i) => fixNormalizer(instance.normalizers[i], c));
+    }
   };
   if (addedAreLower) fixNormalizer(tokenizer.normalizer, json.normalizer);
+  /** @param {any} instance @param {any} config */
   const fixPreTokenizer = (instance, config) => {
     if (!instance || !config) return;
     if (config.type === "ByteLevel" && instance.pattern instanceof RegExp) instance.pattern = BYTE_LEVEL_PATTERN;
-    if (config.type === "Sequence") config.pretokenizers.forEach((c, i) => fixPreTokenizer(instance.tokenizers[i], c));
+    if (config.type === "Sequence") {
+      config.pretokenizers.forEach((/** @type {any} */ c, /** @type {number} */ i) => fixPreTokenizer(instance.tokenizers[i], c));
+    }
   };
   fixPreTokenizer(tokenizer.pre_tokenizer, json.pre_tokenizer);
 }
@@ -107,7 +117,8 @@ export class CodeTokenizer {
     this.budget = blockSize - prefix.length - suffix.length;
     if (this.budget < 1) throw new Error(`block_size ${blockSize} leaves no room for code tokens`);
     this.truncateLeft = tokenizerConfig.truncation_side === "left";
-    const pad = tokenizerJson.added_tokens?.find((t) => t.content === (tokenizerConfig.pad_token ?? "<pad>"));
+    const padToken = tokenizerConfig.pad_token ?? "<pad>";
+    const pad = tokenizerJson.added_tokens?.find((/** @type {{content: string}} */ t) => t.content === padToken);
     this.padId = pad ? pad.id : 0;
     /** @type {Map<string, number[]>} */
     this.cache = new Map();

@@ -1,0 +1,50 @@
+// Clone search in Node against Python (reference from tests/test_node_runtime.py): the same
+// vectors, the same scores as Python's index and as the pair model, and one index format.
+import assert from "node:assert/strict";
+import { readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { test } from "node:test";
+
+import { CloneIndex, CloneModel } from "lit-compressor-runtime";
+
+const REFERENCE = process.env.LIT_COMPRESSOR_PARITY;
+const skip = REFERENCE ? false : "no reference: tests/test_node_runtime.py sets LIT_COMPRESSOR_PARITY";
+const TOLERANCE = 1e-5;
+
+/** @param {ArrayLike<number>} a @param {ArrayLike<number>} b */
+const maxDiff = (a, b) => Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+
+test("embed, index and search equal Python's and the pair model's", { skip }, async () => {
+  const { clones: ref } = JSON.parse(readFileSync(/** @type {string} */ (REFERENCE), "utf8"));
+  const model = await CloneModel.fromPretrained(ref.folder);
+  const summary = { max_vector_diff: 0, max_score_diff_vs_python_index: 0, max_score_diff_vs_pair_model: 0,
+    node_index: /** @type {import("lit-compressor-runtime").UpdateStats | null} */ (null),
+    node_index_again: /** @type {import("lit-compressor-runtime").UpdateStats | null} */ (null),
+    search_ms: /** @type {number[]} */ ([]) };
+  const index = await CloneIndex.load(ref.index, model);
+  for (let q = 0; q < ref.queries.length; q++) {
+    const vector = await model.embed(ref.queries[q]);
+    summary.max_vector_diff = Math.max(summary.max_vector_diff, maxDiff(vector, ref.query_vectors[q]));
+    const started = performance.now();
+    const scores = await index.scores(vector);
+    summary.search_ms.push(performance.now() - started);
+    summary.max_score_diff_vs_python_index = Math.max(summary.max_score_diff_vs_python_index, maxDiff(scores, ref.index_scores[q]));
+    summary.max_score_diff_vs_pair_model = Math.max(summary.max_score_diff_vs_pair_model,
+      maxDiff(scores.subarray(0, ref.pair_scores[q].length), ref.pair_scores[q]));
+    const top = await index.search(ref.queries[q], 5);
+    const expected = [...ref.index_scores[q]].sort((a, b) => b - a).slice(0, 5);
+    assert.ok(maxDiff(top.map((m) => m.score), expected) <= TOLERANCE);
+  }
+  assert.ok(summary.max_vector_diff <= TOLERANCE, `vectors differ by ${summary.max_vector_diff}`);
+  assert.ok(summary.max_score_diff_vs_python_index <= TOLERANCE, `${summary.max_score_diff_vs_python_index}`);
+  assert.ok(summary.max_score_diff_vs_pair_model <= TOLERANCE, `${summary.max_score_diff_vs_pair_model}`);
+
+  const built = new CloneIndex(model);
+  summary.node_index = await built.update(ref.functions);
+  await built.save(ref.node_index);
+  const reloaded = await CloneIndex.load(ref.node_index, model);
+  summary.node_index_again = await reloaded.update(ref.functions);
+  assert.equal(summary.node_index_again?.embedded, 0);
+  assert.deepEqual(reloaded.entries, built.entries);
+  writeFileSync(path.join(/** @type {string} */ (process.env.LIT_COMPRESSOR_PARITY_OUT), "summary-clones.json"), JSON.stringify(summary, null, 2));
+});

@@ -1,0 +1,36 @@
+// Unit tests that need no model: whitespace normalisation and the tokenizer corrections.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { normalizeWhitespace } from "lit-compressor-runtime";
+
+import { BYTE_LEVEL_PATTERN, lowercaseCodePoints, singleSpecialTokens } from "../src/tokenizer.js";
+
+test("whitespace is Python's str.split(): \\x1c-\\x1f and NEL split, BOM does not", () => {
+  assert.equal(normalizeWhitespace("  int\tx\n=\r\n1 ;  "), "int x = 1 ;");
+  assert.equal(normalizeWhitespace("a\x1cb\x1fc\x85d\u2028e\u3000f"), "a b c d e f");
+  assert.equal(normalizeWhitespace("a\ufeffb"), "a\ufeffb");
+  assert.equal(normalizeWhitespace(" \t\n"), "");
+});
+
+test("lowercasing is code point by code point (no final sigma)", () => {
+  assert.equal(lowercaseCodePoints("ΟΔΟΣ"), "οδοσ");
+  assert.equal("ΟΔΟΣ".toLowerCase(), "οδος");
+  assert.equal(lowercaseCodePoints("İ"), "i\u0307");
+});
+
+test("byte-level split uses Oniguruma's whitespace", () => {
+  assert.deepEqual("x \ufeffy".match(BYTE_LEVEL_PATTERN), ["x", " \ufeff", "y"]);
+  assert.deepEqual("a\u0085 b".match(BYTE_LEVEL_PATTERN), ["a", "\u0085", " b"]);
+  assert.deepEqual("int x  = 1;".match(BYTE_LEVEL_PATTERN), ["int", " x", " ", " =", " 1", ";"]);
+});
+
+test("special tokens of a single sequence come from the post-processor", () => {
+  const template = { type: "TemplateProcessing", single: [{ SpecialToken: { id: "<s>" } }, { Sequence: { id: "A" } },
+    { SpecialToken: { id: "</s>" } }], special_tokens: { "<s>": { ids: [0] }, "</s>": { ids: [2] } } };
+  assert.deepEqual(singleSpecialTokens(template), { prefix: [0], suffix: [2] });
+  assert.deepEqual(singleSpecialTokens({ type: "BertProcessing", cls: ["[CLS]", 101], sep: ["[SEP]", 102] }),
+    { prefix: [101], suffix: [102] });
+  assert.deepEqual(singleSpecialTokens(null), { prefix: [], suffix: [] });
+  assert.throws(() => singleSpecialTokens({ type: "Mystery" }), /not supported/);
+});
