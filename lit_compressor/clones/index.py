@@ -209,7 +209,8 @@ class CloneIndex:
         index.hashes = hashes
         index.vectors = np.frombuffer(data, dtype="<f4").reshape(len(hashes), hidden).astype(np.float32)
         index.entries = [IndexedFunction(**e) for e in meta["entries"]]
-        if any(e.hash not in set(hashes) for e in index.entries):
+        known = set(hashes)
+        if any(e.hash not in known for e in index.entries):
             raise UserError("an entry's hash has no vector.", meta_path, "Delete the folder to rebuild it.")
         index._refresh()
         return index

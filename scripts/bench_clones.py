@@ -1,0 +1,166 @@
+"""Clone search and the Node.js runtime, measured: Node against Python ONNX Runtime on the same model.
+
+For one exported pair student, on real BigCloneBench code:
+
+1. ``predict(code_a, code_b)`` latency at batch 1 (tokenisation included), Python ``TinyClassifier``
+   against Node's, for the int8 and fp32 graphs (``--pairs`` test pairs, after a warm-up);
+2. building a clone index of the first ``--functions`` distinct functions of ``data.jsonl`` (one
+   encoder run each; the file repeats some functions under several ids), saving and reloading it, in
+   Python and in Node;
+3. a query against the whole index (embed the query + the pair head against every cached vector,
+   top 10), p50/p95 over ``--queries`` functions not in the index, and the head alone;
+4. the peak resident memory of each process (Python's also holds the imports of transformers).
+
+Python and Node run in separate processes, one after the other, and print one table.
+
+    python scripts/bench_clones.py --model /tmp/qs/export --functions 10000 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+BCB = Path("/work/shared/data/bigclonebench")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def percentiles(ms: list[float]) -> dict:
+    return {"p50": float(np.percentile(ms, 50, method="nearest")),
+            "p95": float(np.percentile(ms, 95, method="nearest")), "n": len(ms)}
+
+
+def make_job(model: Path, data: Path, functions: int, queries: int, pairs: int, workdir: Path, threads: int,
+             precision: str) -> dict:
+    from lit_compressor.clones import SourceFunction, code_hash
+    from lit_compressor.data.readers import read_functions
+    from lit_compressor.export import read_eval_examples
+
+    codes = list({code_hash(code): code for code in read_functions(data / "data.jsonl").values()}.values())
+    if len(codes) < functions + queries:
+        raise SystemExit(f"{data / 'data.jsonl'} holds {len(codes)} distinct functions, fewer than {functions} + "
+                         f"{queries}")
+    indexed = [SourceFunction(f"F{i}.java", f"f{i}", "java", 1, 1, code) for i, code in enumerate(codes[:functions])]
+    return {"model": str(model), "threads": threads, "precision": precision,
+            "pairs": [list(e.codes) for e in read_eval_examples(data, pairs, seed=1)],
+            "functions": [f.__dict__ for f in indexed], "queries": codes[-queries:],
+            "python_index": str(workdir / "python-index"), "node_index": str(workdir / "node-index")}
+
+
+def run_python(job: dict) -> dict:
+    """The Python half (call in a fresh process: its peak memory is reported)."""
+    from lit_compressor import TinyClassifier
+    from lit_compressor.clones import CloneIndex, CloneModel, SourceFunction
+
+    result: dict = {"latency": {}}
+    for backend in ("onnx-int8", "onnx"):
+        model = TinyClassifier.from_pretrained(job["model"], backend=backend, threads=job["threads"])
+        for pair in job["pairs"][:5]:
+            model.predict(*pair)
+        times = []
+        for pair in job["pairs"]:
+            started = time.perf_counter()
+            model.predict(*pair)
+            times.append((time.perf_counter() - started) * 1000)
+        result["latency"][backend] = percentiles(times)
+    clone_model = CloneModel.from_pretrained(job["model"], job["precision"], job["threads"])
+    index = CloneIndex(clone_model)
+    started = time.perf_counter()
+    index.update([SourceFunction(**f) for f in job["functions"]])
+    result["build_s"] = time.perf_counter() - started
+    result["rows"] = len(index.hashes)
+    index.save(job["python_index"])
+    started = time.perf_counter()
+    CloneIndex.load(job["python_index"], clone_model)
+    result["load_ms"] = (time.perf_counter() - started) * 1000
+    query, head = [], []
+    for code in job["queries"][:3]:
+        index.search(code, 10)
+    for code in job["queries"]:
+        started = time.perf_counter()
+        vector = clone_model.embed(code)
+        embedded = time.perf_counter()
+        index.search_vector(vector, 10)
+        done = time.perf_counter()
+        query.append((done - started) * 1000)
+        head.append((done - embedded) * 1000)
+    result["query"], result["head"] = percentiles(query), percentiles(head)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result
+
+
+def print_table(python: dict, node: dict, job: dict, model: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{model} ({job['threads']} thread(s), encoder {job['precision']}), "
+                        f"load average {os.getloadavg()[0]:.2f}")
+    for column in ("measure", "Python", "Node.js"):
+        table.add_column(column)
+    for backend in ("onnx-int8", "onnx"):
+        for q in ("p50", "p95"):
+            table.add_row(f"predict(a, b) {backend} {q} ms ({python['latency'][backend]['n']} pairs)",
+                          f"{python['latency'][backend][q]:.2f}", f"{node['latency'][backend][q]:.2f}")
+    table.add_row(f"index build s ({len(job['functions'])} functions, {python['rows']} distinct)",
+                  f"{python['build_s']:.1f}", f"{node['build_s']:.1f}")
+    table.add_row("index load ms", f"{python['load_ms']:.1f}", f"{node['load_ms']:.1f}")
+    for q in ("p50", "p95"):
+        table.add_row(f"query {q} ms (embed + head over {python['rows']})", f"{python['query'][q]:.2f}",
+                      f"{node['query'][q]:.2f}")
+        table.add_row(f"  head only {q} ms", f"{python['head'][q]:.2f}", f"{node['head'][q]:.2f}")
+    table.add_row("peak RSS MB", f"{python['peak_rss_mb']:.0f}", f"{node['peak_rss_mb']:.0f}")
+    Console().print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, required=True, help="an exported pair student")
+    parser.add_argument("--data", type=Path, default=BCB)
+    parser.add_argument("--functions", type=int, default=10_000)
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--pairs", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--precision", choices=("fp32", "int8"), default="fp32")
+    parser.add_argument("--output", type=Path, help="write the measurements as JSON")
+    parser.add_argument("--python-only", dest="job", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.job:  # the Python half, in its own process
+        print(json.dumps(run_python(json.loads(args.job.read_text()))))
+        return
+    from lit_compressor.clones.graphs import ensure_clone_graphs
+
+    ensure_clone_graphs(args.model)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-clones-"))
+    try:
+        job = make_job(args.model, args.data, args.functions, args.queries, args.pairs, workdir, args.threads,
+                       args.precision)
+        (workdir / "job.json").write_text(json.dumps(job))
+        load_before = os.getloadavg()
+        python = json.loads(subprocess.run([sys.executable, __file__, "--model", str(args.model), "--python-only",
+                                            str(workdir / "job.json")], check=True, capture_output=True,
+                                           text=True).stdout.splitlines()[-1])
+        subprocess.run(["node", str(ROOT / "scripts" / "bench_clones_node.mjs"), str(workdir / "job.json"),
+                        str(workdir / "node.json")], check=True)
+        node = json.loads((workdir / "node.json").read_text())
+        print_table(python, node, job, args.model)
+        result = {"python": python, "node": node, "load_average_before": load_before,
+                  "load_average_after": os.getloadavg(), "threads": args.threads, "precision": args.precision,
+                  "functions": args.functions, "model": str(args.model)}
+        if args.output:
+            args.output.write_text(json.dumps(result, indent=2) + "\n")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
