@@ -47,9 +47,15 @@ class PairHead:
         self.pair_head, self.hidden, self.positive_label = pair_head, hidden, positive_label
         weight = dense_weight.astype(np.float32)
         self.w_query, self.w_vector = weight[:, :hidden], np.ascontiguousarray(weight[:, hidden:2 * hidden].T)
-        self.w_rest = weight[:, 2 * hidden:]  # |u-v| and u*v blocks (interaction only)
+        if pair_head == "interaction":  # the |u-v| block (transposed) and the u*v block
+            self.w_abs = np.ascontiguousarray(weight[:, 2 * hidden:3 * hidden].T)
+            self.w_product = weight[:, 3 * hidden:]
         self.bias = dense_bias.astype(np.float32)
         self.out_weight, self.out_bias = out_weight.astype(np.float32).T.copy(), out_bias.astype(np.float32)
+        if self.out_weight.shape[1] == 2:  # two labels: softmax is the sigmoid of the logit margin
+            other = 1 - positive_label
+            self.margin_weight = self.out_weight[:, positive_label] - self.out_weight[:, other]
+            self.margin_bias = float(self.out_bias[positive_label] - self.out_bias[other])
 
     @classmethod
     def from_folder(cls, folder: Path, pair_head: str, positive_label: int = 1) -> PairHead:
@@ -76,28 +82,38 @@ class PairHead:
         vectors = np.asarray(vectors, dtype=np.float32)
         return np.stack([vectors @ self.w_query.T, vectors @ self.w_vector])
 
+    def hidden_states(self, query: np.ndarray, vectors: np.ndarray, prepared: np.ndarray | None = None,
+                      query_first: bool = True) -> np.ndarray:
+        """``[N, H]``: ``tanh(dense(features))`` of the pairs ``(query, vectors[i])`` (or reversed)."""
+        query = np.asarray(query, dtype=np.float32)
+        vectors = np.asarray(vectors, dtype=np.float32)
+        prepared = self.prepare(vectors) if prepared is None else prepared
+        own = self.w_query @ query if query_first else query @ self.w_vector
+        if self.pair_head == "interaction":  # |u-v| and u*v are symmetric in u and v
+            rows, hidden = vectors.shape
+            features = np.empty((rows, 2 * hidden), dtype=np.float32)
+            np.subtract(vectors, query, out=features[:, :hidden])
+            np.abs(features[:, :hidden], out=features[:, :hidden])
+            features[:, hidden:] = vectors
+            pre = features @ np.concatenate([self.w_abs, (self.w_product * query).T])
+            pre += prepared[1 if query_first else 0]
+        else:
+            pre = prepared[1 if query_first else 0].copy()
+        pre += own + self.bias
+        return np.tanh(pre, out=pre)
+
     def logits(self, query: np.ndarray, vectors: np.ndarray, prepared: np.ndarray | None = None,
                query_first: bool = True) -> np.ndarray:
         """``[N, labels]`` logits of the pairs ``(query, vectors[i])``, or ``(vectors[i], query)`` when
         ``query_first`` is false (the head is not symmetric)."""
-        query = np.asarray(query, dtype=np.float32)
-        vectors = np.asarray(vectors, dtype=np.float32)
-        prepared = self.prepare(vectors) if prepared is None else prepared
-        if query_first:
-            pre = prepared[1] + (self.w_query @ query + self.bias)
-        else:
-            pre = prepared[0] + (query @ self.w_vector + self.bias)
-        if self.pair_head == "interaction":  # |u-v| and u*v are symmetric in u and v
-            hidden = self.hidden
-            features = np.concatenate([np.abs(query - vectors), vectors], axis=1)
-            weight = np.concatenate([self.w_rest[:, :hidden], self.w_rest[:, hidden:] * query], axis=1)
-            pre += features @ weight.T
-        np.tanh(pre, out=pre)
-        return pre @ self.out_weight + self.out_bias
+        return self.hidden_states(query, vectors, prepared, query_first) @ self.out_weight + self.out_bias
 
     def probabilities(self, query: np.ndarray, vectors: np.ndarray, prepared: np.ndarray | None = None,
                       query_first: bool = True) -> np.ndarray:
         """``[N]`` probability of the positive label (a clone) for each pair ``(query, vectors[i])``."""
+        if self.out_weight.shape[1] == 2:
+            margin = self.hidden_states(query, vectors, prepared, query_first) @ self.margin_weight + self.margin_bias
+            return 1.0 / (1.0 + np.exp(-margin.astype(np.float64)))
         logits = self.logits(query, vectors, prepared, query_first).astype(np.float64)
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
