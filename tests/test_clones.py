@@ -243,3 +243,31 @@ def test_clones_cli_errors_are_clear(tmp_path):
                              "--project", str(tmp_path / "missing")], capture_output=True, text=True, env=env)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "one function at a time" in result.stderr
+
+
+@needs_data
+@pytest.mark.slow
+def test_clones_cli_finds_known_pairs_with_the_students_accuracy(tmp_path):
+    """With a trained pair student (the quick start's, or ``LIT_COMPRESSOR_CLONE_MODEL``), the CLI's
+    decisions on 200 known BigCloneBench test pairs are as accurate as the pair model's."""
+    folder = Path(os.environ.get("LIT_COMPRESSOR_CLONE_MODEL", ROOT / "runs" / "quickstart" / "export"))
+    if not (folder / "model.safetensors").is_file():
+        pytest.skip(f"no trained pair student in {folder}: run `lit-compressor compress` or set "
+                    "LIT_COMPRESSOR_CLONE_MODEL")
+    pairs = test_pairs(200, seed=5)
+    project = tmp_path / "project"
+    write_java_project(project, pairs)
+    result = clones(folder, project, threshold=0.5, output=tmp_path / "clones.json", show=5)
+    scores = cli_scores(result, project, pairs)
+    labels = np.array([label for _, _, label in pairs])
+    cli = np.array([scores[(a, b)] >= 0.5 for a, b, _ in pairs])
+    functions = bcb_functions()
+    rows = [(functions[a], functions[b]) for a, b, _ in pairs]
+    accuracy = {"clones CLI (mean of both orders, fp32)": float((cli == labels).mean())}
+    for backend in ("onnx", "onnx-int8"):
+        model = TinyClassifier.from_pretrained(folder, backend=backend)
+        predicted = np.array([p.label for p in model.predict_batch(rows, 1)])
+        accuracy[f"pair model {backend} (file order)"] = float((predicted == labels).mean())
+    print(f"{len(pairs)} pairs, {result['functions']} functions, skipped {result['skipped']}: {accuracy}")
+    assert abs(accuracy["clones CLI (mean of both orders, fp32)"] - accuracy["pair model onnx (file order)"]) <= 0.03
+    assert accuracy["clones CLI (mean of both orders, fp32)"] >= 0.6
