@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -227,6 +228,19 @@ def test_clones_cli_finds_the_known_pairs_like_the_pair_model(tmp_path):
     again = clones(folder, tmp_path / "project", show=0)
     assert again["index_update"]["embedded"] == 0 and again["index_update"]["reused"] > 0
     assert len(again["pairs"]) == len(result["pairs"])
+
+
+@needs_data
+def test_clones_cli_adds_the_graphs_an_older_export_lacks(tmp_path):
+    folder = tmp_path / "old-export"
+    shutil.copytree(exported_student("pair", "mean", "interaction"), folder)
+    for name in ("encoder.onnx", "encoder.optimized.onnx", "encoder.int8.onnx", "head.onnx", "clone_graphs.json"):
+        (folder / name).unlink()
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "A.java").write_text(JAVA)
+    result = clones(folder, tmp_path / "project", threshold=0.0, show=0)
+    assert (folder / "encoder.optimized.onnx").is_file() and (folder / "head.onnx").is_file()
+    assert result["functions"] == 4 and len(result["pairs"]) == 6  # every pair of 4 functions, at threshold 0
 
 
 @needs_data

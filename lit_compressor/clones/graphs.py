@@ -131,10 +131,12 @@ def check_split_graphs(model: CodeClassifier, folder: Path, batch: dict[str, tor
 
 def ensure_clone_graphs(folder: Path, int8: bool = True) -> bool:
     """Export the clone graphs into an exported folder that predates them. True when it wrote them."""
-    from lit_compressor.models.hf_folder import load_classifier
+    from lit_compressor.models.hf_folder import load_classifier, read_metadata
 
     folder = Path(folder)
     needed = ["encoder.onnx"] + (["encoder.int8.onnx"] if int8 else [])
+    if read_metadata(folder).get("num_inputs", 1) == 2:
+        needed.append(HEAD_FILE)
     if all((folder / name).is_file() for name in needed):
         return False
     classifier, _, _ = load_classifier(folder)
