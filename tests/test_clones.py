@@ -236,6 +236,8 @@ def test_clones_cli_adds_the_graphs_an_older_export_lacks(tmp_path):
     shutil.copytree(exported_student("pair", "mean", "interaction"), folder)
     for name in ("encoder.onnx", "encoder.optimized.onnx", "encoder.int8.onnx", "head.onnx", "clone_graphs.json"):
         (folder / name).unlink()
+    with pytest.raises(UserError, match="encoder-only graph"):
+        CloneModel.from_pretrained(folder)
     (tmp_path / "project").mkdir()
     (tmp_path / "project" / "A.java").write_text(JAVA)
     result = clones(folder, tmp_path / "project", threshold=0.0, show=0)

@@ -2,7 +2,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { normalizeWhitespace } from "lit-compressor-runtime";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+
+import { CloneModel, normalizeWhitespace, TinyClassifier } from "lit-compressor-runtime";
 
 import { BYTE_LEVEL_PATTERN, lowercaseCodePoints, singleSpecialTokens } from "../src/tokenizer.js";
 
@@ -33,4 +37,14 @@ test("special tokens of a single sequence come from the post-processor", () => {
     { prefix: [101], suffix: [102] });
   assert.deepEqual(singleSpecialTokens(null), { prefix: [], suffix: [] });
   assert.throws(() => singleSpecialTokens({ type: "Mystery" }), /not supported/);
+});
+
+test("a folder that is not an export says what is missing and how to fix it", async () => {
+  const folder = mkdtempSync(path.join(tmpdir(), "not-a-model-"));
+  await assert.rejects(TinyClassifier.fromPretrained(folder), /not a model folder \(no config\.json\)/);
+  writeFileSync(path.join(folder, "config.json"), JSON.stringify({ hidden_size: 8, lit_compressor: { num_inputs: 2 } }));
+  await assert.rejects(TinyClassifier.fromPretrained(folder, { backend: "onnx" }),
+    /no model\.optimized\.onnx or model\.onnx .*lit-compressor export/);
+  await assert.rejects(CloneModel.fromPretrained(folder), /no encoder\.optimized\.onnx or encoder\.onnx/);
+  await assert.rejects(CloneModel.fromPretrained(folder, { precision: /** @type {any} */ ("fp16") }), /unknown precision/);
 });

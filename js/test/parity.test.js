@@ -37,6 +37,7 @@ test("token ids, labels and probabilities equal Python's", { skip }, async () =>
         run.positive_labels += label === 1 ? 1 : 0;
         run.max_probability_diff = Math.max(run.max_probability_diff, maxDiff(prediction.probabilities, expected));
       }
+      await assert.rejects(model.predict(...c.inputs[0], "one too many"), /reads \d function\(s\) per prediction, got/);
       const batched = await model.predictBatch(c.inputs, 8);
       batched.forEach((p, i) => {
         run.max_probability_diff_batch8 = Math.max(run.max_probability_diff_batch8, maxDiff(p.probabilities, c.batch8[backend][i]));
