@@ -9,9 +9,12 @@ For one exported pair student, on real BigCloneBench code:
    Python and in Node;
 3. a query against the whole index (embed the query + the pair head against every cached vector,
    top 10), p50/p95 over ``--queries`` functions not in the index, and the head alone;
-4. the peak resident memory of each process (Python's also holds the imports of transformers).
+4. the peak resident memory of each process (VmHWM; Python's also holds transformers and torch, which
+   its tokenizer wrapper imports).
 
-Python and Node run in separate processes, one after the other, and print one table.
+Python and Node run in separate processes, one after the other, and print one table. ``--threads``
+caps ONNX Runtime's intra-op threads in both and numpy's BLAS threads (``OPENBLAS_NUM_THREADS``) in
+Python: on a busy machine a multi-threaded BLAS call waits for its sibling threads to be scheduled.
 
     python scripts/bench_clones.py --model /tmp/qs/export --functions 10000 --threads 1
 """
@@ -74,6 +77,13 @@ def run_python(job: dict) -> dict:
             times.append((time.perf_counter() - started) * 1000)
         result["latency"][backend] = percentiles(times)
     clone_model = CloneModel.from_pretrained(job["model"], job["precision"], job["threads"])
+    times = []
+    for code in job["queries"]:  # not seen before: no cached ids
+        started = time.perf_counter()
+        clone_model.token_ids(code)
+        times.append((time.perf_counter() - started) * 1000)
+    result["tokenize"] = percentiles(times)
+    clone_model.encoder._cache.clear()
     index = CloneIndex(clone_model)
     started = time.perf_counter()
     index.update([SourceFunction(**f) for f in job["functions"]])
@@ -95,8 +105,18 @@ def run_python(job: dict) -> dict:
         query.append((done - started) * 1000)
         head.append((done - embedded) * 1000)
     result["query"], result["head"] = percentiles(query), percentiles(head)
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = peak_rss_mb()
     return result
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory: VmHWM (``ru_maxrss`` would count the forking parent's)."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def print_table(python: dict, node: dict, job: dict, model: Path) -> None:
@@ -111,6 +131,8 @@ def print_table(python: dict, node: dict, job: dict, model: Path) -> None:
         for q in ("p50", "p95"):
             table.add_row(f"predict(a, b) {backend} {q} ms ({python['latency'][backend]['n']} pairs)",
                           f"{python['latency'][backend][q]:.2f}", f"{node['latency'][backend][q]:.2f}")
+    for q in ("p50", "p95"):
+        table.add_row(f"  tokenize one function {q} ms", f"{python['tokenize'][q]:.2f}", f"{node['tokenize'][q]:.2f}")
     table.add_row(f"index build s ({len(job['functions'])} functions, {python['rows']} distinct)",
                   f"{python['build_s']:.1f}", f"{node['build_s']:.1f}")
     table.add_row("index load ms", f"{python['load_ms']:.1f}", f"{node['load_ms']:.1f}")
@@ -146,9 +168,11 @@ def main() -> None:
                        args.precision)
         (workdir / "job.json").write_text(json.dumps(job))
         load_before = os.getloadavg()
+        # numpy's BLAS (the Python pair head) gets the same thread count as ONNX Runtime
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": str(args.threads), "OMP_NUM_THREADS": str(args.threads)}
         python = json.loads(subprocess.run([sys.executable, __file__, "--model", str(args.model), "--python-only",
-                                            str(workdir / "job.json")], check=True, capture_output=True,
-                                           text=True).stdout.splitlines()[-1])
+                                            str(workdir / "job.json")], check=True, capture_output=True, text=True,
+                                           env=env).stdout.splitlines()[-1])
         subprocess.run(["node", str(ROOT / "scripts" / "bench_clones_node.mjs"), str(workdir / "job.json"),
                         str(workdir / "node.json")], check=True)
         node = json.loads((workdir / "node.json").read_text())
