@@ -262,6 +262,9 @@ export class CloneIndex {
    */
   static async load(folder, model) {
     const metaFile = path.join(folder, "index.json");
+    if (!(await exists(metaFile)) || !(await exists(path.join(folder, "vectors.f32")))) {
+      throw new Error(`${folder}: no clone index here (index.json and vectors.f32). Build one with CloneIndex.update and save, or \`lit-compressor clones --index DIR\`.`);
+    }
     const meta = JSON.parse(await readFile(metaFile, "utf8"));
     if (meta.format !== INDEX_FORMAT) throw new Error(`${metaFile}: index format ${meta.format}, this runtime reads ${INDEX_FORMAT}. Delete the folder to rebuild it.`);
     if (meta.fingerprint !== (await model.fingerprint())) {

@@ -6,7 +6,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
-import { CloneModel, normalizeWhitespace, TinyClassifier } from "lit-compressor-runtime";
+import { CloneIndex, CloneModel, normalizeWhitespace, TinyClassifier } from "lit-compressor-runtime";
 
 import { BYTE_LEVEL_PATTERN, lowercaseCodePoints, singleSpecialTokens } from "../src/tokenizer.js";
 
@@ -47,4 +47,5 @@ test("a folder that is not an export says what is missing and how to fix it", as
     /no model\.optimized\.onnx or model\.onnx .*lit-compressor export/);
   await assert.rejects(CloneModel.fromPretrained(folder), /no encoder\.optimized\.onnx or encoder\.onnx/);
   await assert.rejects(CloneModel.fromPretrained(folder, { precision: /** @type {any} */ ("fp16") }), /unknown precision/);
+  await assert.rejects(CloneIndex.load(folder, /** @type {any} */ ({})), /no clone index here/);
 });
