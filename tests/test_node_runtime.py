@@ -122,16 +122,30 @@ def parity(tmp_path_factory) -> dict:
                         for q in queries],
     }
     reference["sample"] = sample_reference(pair, single, indexed, tmp)
-    (tmp / "reference.json").write_text(json.dumps(reference))
-    env = {**os.environ, "LIT_COMPRESSOR_PARITY": str(tmp / "reference.json"), "LIT_COMPRESSOR_PARITY_OUT": str(tmp)}
     build = subprocess.run([NODE, "node_modules/typescript/bin/tsc", "-p", "vscode-sample"], cwd=JS,
                            capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stdout[-3000:]
-    result = subprocess.run([NODE, "--test", "test/parity.test.js", "test/clones.test.js", "vscode-sample/test/"],
-                            cwd=JS, env=env, capture_output=True, text=True, timeout=600)
+    summaries = run_node(reference, tmp, ["test/parity.test.js", "test/clones.test.js", "vscode-sample/test/"])
+    return {"tmp": tmp, "summaries": summaries, "model": model, "index": index}
+
+
+def run_node(reference: dict, tmp: Path, files: list[str]) -> dict[str, dict]:
+    """Run Node test files on ``reference``; the summaries they wrote, by name."""
+    (tmp / "reference.json").write_text(json.dumps(reference))
+    env = {**os.environ, "LIT_COMPRESSOR_PARITY": str(tmp / "reference.json"), "LIT_COMPRESSOR_PARITY_OUT": str(tmp)}
+    result = subprocess.run([NODE, "--test", *files], cwd=JS, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
-    summaries = {p.stem: json.loads(p.read_text()) for p in tmp.glob("summary-*.json")}
-    return {"tmp": tmp, "summaries": summaries, "model": model, "index": index, "output": result.stdout}
+    return {p.stem: json.loads(p.read_text()) for p in tmp.glob("summary-*.json")}
+
+
+def check_parity_runs(summary: dict) -> None:
+    for run in summary["runs"]:
+        assert run["inputs"] == 200 and run["functions"] == (400 if run["case"] == "bigclonebench" else 200)
+        assert run["id_mismatches"] == 0 and run["label_mismatches"] == 0
+        assert run["max_probability_diff"] <= PROBABILITY_TOLERANCE
+        assert run["max_probability_diff_batch8"] <= PROBABILITY_TOLERANCE
+        assert 0 < run["positive_labels"] < run["inputs"]  # both labels occur: the comparison means something
+    assert summary["tokens"]["mismatches"] == 0 and summary["tokens"]["texts"] == len(tricky_texts())
 
 
 def test_node_gives_pythons_token_ids_labels_and_probabilities(parity):
@@ -139,13 +153,7 @@ def test_node_gives_pythons_token_ids_labels_and_probabilities(parity):
     runs = {(r["case"], r["backend"]): r for r in summary["runs"]}
     assert sorted(runs) == [("bigclonebench", "onnx"), ("bigclonebench", "onnx-int8"), ("devign", "onnx"),
                             ("devign", "onnx-int8")]
-    for (case, _), run in runs.items():
-        assert run["inputs"] == 200 and run["functions"] == (400 if case == "bigclonebench" else 200)
-        assert run["id_mismatches"] == 0 and run["label_mismatches"] == 0
-        assert run["max_probability_diff"] <= PROBABILITY_TOLERANCE
-        assert run["max_probability_diff_batch8"] <= PROBABILITY_TOLERANCE
-        assert 0 < run["positive_labels"] < run["inputs"]  # both labels occur: the comparison means something
-    assert summary["tokens"]["mismatches"] == 0 and summary["tokens"]["texts"] == len(tricky_texts())
+    check_parity_runs(summary)
 
 
 def test_node_clone_search_equals_python_and_the_pair_model(parity):
@@ -165,3 +173,25 @@ def test_python_reads_the_index_node_wrote(parity):
     assert node_index.entries == python_index.entries
     rows = [node_index.hashes.index(h) for h in python_index.hashes]
     assert np.abs(node_index.vectors[rows] - python_index.vectors).max() <= SCORE_TOLERANCE
+
+
+@pytest.mark.slow
+def test_node_parity_with_a_trained_student(tmp_path):
+    """The same checks on a trained pair student (the quick start's, or ``LIT_COMPRESSOR_CLONE_MODEL``)."""
+    from tiny_students import BCB
+
+    from lit_compressor import TinyClassifier
+    from lit_compressor.export import read_eval_examples
+
+    folder = Path(os.environ.get("LIT_COMPRESSOR_CLONE_MODEL", ROOT / "runs" / "quickstart" / "export"))
+    if not (folder / "model.int8.onnx").is_file():
+        pytest.skip(f"no exported trained student in {folder}: run `lit-compressor compress` or set "
+                    "LIT_COMPRESSOR_CLONE_MODEL")
+    encoder = TinyClassifier.from_pretrained(folder, backend="onnx").encoder
+    texts = tricky_texts()
+    reference = {"cases": [reference_case("bigclonebench", folder, read_eval_examples(BCB, 200))],
+                 "tokens": {"folder": str(folder), "block_size": encoder.block_size, "texts": texts,
+                            "ids": [encoder.encode(text) for text in texts]}}
+    summary = run_node(reference, tmp_path, ["test/parity.test.js"])["summary-parity"]
+    print(json.dumps(summary["runs"], indent=1))
+    check_parity_runs(summary)
