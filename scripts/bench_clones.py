@@ -47,7 +47,7 @@ def make_job(model: Path, data: Path, functions: int, queries: int, pairs: int, 
              precision: str) -> dict:
     from lit_compressor.clones import SourceFunction, code_hash
     from lit_compressor.data.readers import read_functions
-    from lit_compressor.export import read_eval_examples
+    from lit_compressor.export import sample_test_split
 
     codes = list({code_hash(code): code for code in read_functions(data / "data.jsonl").values()}.values())
     if len(codes) < functions + queries:
@@ -55,7 +55,7 @@ def make_job(model: Path, data: Path, functions: int, queries: int, pairs: int, 
                          f"{queries}")
     indexed = [SourceFunction(f"F{i}.java", f"f{i}", "java", 1, 1, code) for i, code in enumerate(codes[:functions])]
     return {"model": str(model), "threads": threads, "precision": precision,
-            "pairs": [list(e.codes) for e in read_eval_examples(data, pairs, seed=1)],
+            "pairs": [list(e.codes) for e in sample_test_split(data, pairs, seed=1)],
             "functions": [f.__dict__ for f in indexed], "queries": codes[-queries:],
             "python_index": str(workdir / "python-index"), "node_index": str(workdir / "node-index")}
 

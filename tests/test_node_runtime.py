@@ -93,13 +93,13 @@ def parity(tmp_path_factory) -> dict:
 
     from lit_compressor import TinyClassifier
     from lit_compressor.clones import CloneIndex, CloneModel, SourceFunction
-    from lit_compressor.export import read_eval_examples
+    from lit_compressor.export import sample_test_split
     from lit_compressor.tokenization import CodeEncoder
 
     tmp = tmp_path_factory.mktemp("node-parity")
     pair, single = exported_student("pair", "mean", "interaction"), exported_student("single", "mean")
-    reference: dict = {"cases": [reference_case("bigclonebench", pair, read_eval_examples(BCB, 200)),
-                                 reference_case("devign", single, read_eval_examples(DEVIGN, 200))]}
+    reference: dict = {"cases": [reference_case("bigclonebench", pair, sample_test_split(BCB, 200)),
+                                 reference_case("devign", single, sample_test_split(DEVIGN, 200))]}
     encoder = CodeEncoder(TinyClassifier.from_pretrained(pair, backend="onnx").encoder.tokenizer, 128)
     texts = tricky_texts()
     reference["tokens"] = {"folder": str(pair), "block_size": 128, "texts": texts,
@@ -181,7 +181,7 @@ def test_node_parity_with_a_trained_student(tmp_path):
     from tiny_students import BCB
 
     from lit_compressor import TinyClassifier
-    from lit_compressor.export import read_eval_examples
+    from lit_compressor.export import sample_test_split
 
     folder = Path(os.environ.get("LIT_COMPRESSOR_CLONE_MODEL", ROOT / "runs" / "quickstart" / "export"))
     if not (folder / "model.int8.onnx").is_file():
@@ -189,7 +189,7 @@ def test_node_parity_with_a_trained_student(tmp_path):
                     "LIT_COMPRESSOR_CLONE_MODEL")
     encoder = TinyClassifier.from_pretrained(folder, backend="onnx").encoder
     texts = tricky_texts()
-    reference = {"cases": [reference_case("bigclonebench", folder, read_eval_examples(BCB, 200))],
+    reference = {"cases": [reference_case("bigclonebench", folder, sample_test_split(BCB, 200))],
                  "tokens": {"folder": str(folder), "block_size": encoder.block_size, "texts": texts,
                             "ids": [encoder.encode(text) for text in texts]}}
     summary = run_node(reference, tmp_path, ["test/parity.test.js"])["summary-parity"]

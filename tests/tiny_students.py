@@ -19,7 +19,7 @@ import torch
 from conftest import SHARED_DATA
 
 from lit_compressor.data.readers import read_functions
-from lit_compressor.export import export, read_eval_examples
+from lit_compressor.export import export, sample_test_split
 from lit_compressor.models.hf_folder import save_classifier
 from lit_compressor.models.student import build_student
 from lit_compressor.search.architecture import StudentArchitecture
@@ -60,7 +60,7 @@ def exported_student(kind: str, pooling: str = "first", pair_head: str = "concat
     tokenizer = train_student_tokenizer(texts, TINY.vocab_size)
     model = build_student(TINY, num_inputs=num_inputs, max_positions=BLOCK_SIZE + 2, pooling=pooling,
                           pair_head=pair_head)
-    rows = [e.codes for e in read_eval_examples(data, 64, seed=1)]
+    rows = [e.codes for e in sample_test_split(data, 64, seed=1)]
     calibrate(model, CodeEncoder(tokenizer, BLOCK_SIZE), rows)
     root = Path(tempfile.mkdtemp(prefix=f"tiny-{kind}-{pair_head}-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
