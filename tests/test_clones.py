@@ -234,14 +234,15 @@ def test_clones_cli_finds_the_known_pairs_like_the_pair_model(tmp_path):
 def test_clones_cli_adds_the_graphs_an_older_export_lacks(tmp_path):
     folder = tmp_path / "old-export"
     shutil.copytree(exported_student("pair", "mean", "interaction"), folder)
-    for name in ("encoder.onnx", "encoder.optimized.onnx", "encoder.int8.onnx", "head.onnx", "clone_graphs.json"):
+    for name in ("encoder.onnx", "encoder.optimized.onnx", "encoder.int8.onnx", "head.onnx", "head_prepare.onnx",
+                 "clone_graphs.json"):
         (folder / name).unlink()
     with pytest.raises(UserError, match="encoder-only graph"):
         CloneModel.from_pretrained(folder)
     (tmp_path / "project").mkdir()
     (tmp_path / "project" / "A.java").write_text(JAVA)
     result = clones(folder, tmp_path / "project", threshold=0.0, show=0)
-    assert (folder / "encoder.optimized.onnx").is_file() and (folder / "head.onnx").is_file()
+    assert all((folder / name).is_file() for name in ("encoder.optimized.onnx", "head.onnx", "head_prepare.onnx"))
     assert result["functions"] == 4 and len(result["pairs"]) == 6  # every pair of 4 functions, at threshold 0
 
 

@@ -1,8 +1,9 @@
 /**
  * Clone search in Node.js, on the same files as Python's `lit_compressor.clones`:
- * `encoder.onnx` (or `encoder.int8.onnx`) embeds one function at a time, `head.onnx` is the pair
- * head of `(query, vectors[i])` for every cached vector in one run, and a `CloneIndex` folder
- * (`index.json` + `vectors.f32`) written by either language is read by both.
+ * `encoder.onnx` (or `encoder.int8.onnx`) embeds one function at a time; `head_prepare.onnx` applies
+ * the pair head's second-vector block to every cached vector once, and `head.onnx` then scores
+ * `(query, vectors[i])` for every row in one run; a `CloneIndex` folder (`index.json` +
+ * `vectors.f32`) written by either language is read by both.
  */
 
 import { createHash } from "node:crypto";
@@ -48,7 +49,7 @@ function positiveProbabilities(logits, labels, positiveLabel) {
 export class CloneModel {
   /**
    * @param {ort.InferenceSession} encoder
-   * @param {ort.InferenceSession | null} head
+   * @param {{prepare: ort.InferenceSession, score: ort.InferenceSession} | null} head
    * @param {CodeTokenizer} tokenizer
    * @param {Awaited<ReturnType<typeof readModelConfig>>} meta
    * @param {{folder: string, graph: string, precision: string}} files
@@ -79,8 +80,10 @@ export class CloneModel {
     const meta = await readModelConfig(folder);
     const graph = await firstFile(folder, ENCODER_FILES[precision], "the encoder-only graph");
     const tokenizer = await CodeTokenizer.fromFolder(folder, meta.blockSize);
-    const headFile = path.join(folder, "head.onnx");
-    const head = meta.numInputs === 2 && (await exists(headFile)) ? await createSession(headFile, options.threads) : null;
+    const [headFile, prepareFile] = [path.join(folder, "head.onnx"), path.join(folder, "head_prepare.onnx")];
+    const head = meta.numInputs === 2 && (await exists(headFile)) && (await exists(prepareFile))
+      ? { prepare: await createSession(prepareFile, options.threads), score: await createSession(headFile, options.threads) }
+      : null;
     const encoder = await createSession(graph, options.threads);
     return new CloneModel(encoder, head, tokenizer, meta, { folder, graph, precision });
   }
@@ -89,7 +92,7 @@ export class CloneModel {
   get head() {
     if (this.headSession) return this.headSession;
     throw new Error(this.numInputs === 2
-      ? `${this.folder}: no head.onnx. Re-export the model with \`lit-compressor export\`.`
+      ? `${this.folder}: no head.onnx and head_prepare.onnx. Re-export the model with \`lit-compressor export\`.`
       : `${this.folder}: this model reads one function at a time; it has no pair head. Use a clone detection (pair) model.`);
   }
 
@@ -110,12 +113,26 @@ export class CloneModel {
   }
 
   /**
+   * The head's per-vector part for every row of a float32 `[rows, H]` tensor (once per index).
+   * @param {ort.Tensor} vectors
+   * @returns {Promise<ort.Tensor>}
+   */
+  async prepare(vectors) {
+    if (Number(vectors.dims[0]) === 0) return vectors;
+    return (await this.head.prepare.run({ vectors })).prepared;
+  }
+
+  /**
    * Clone probability of `(query, row i)` for each row of `vectors` (`[rows, H]`, row-major).
    * @param {Float32Array} query
    * @param {ort.Tensor} vectors a float32 `[rows, H]` tensor (reuse it across queries)
+   * @param {ort.Tensor} prepared `prepare(vectors)` (reuse it too)
    */
-  async scoreRows(query, vectors) {
-    const { logits } = await this.head.run({ query: new ort.Tensor("float32", query, [1, this.hiddenSize]), vectors });
+  async scoreRows(query, vectors, prepared) {
+    /** @type {Record<string, ort.Tensor>} */
+    const feeds = { query: new ort.Tensor("float32", query, [1, this.hiddenSize]), prepared, vectors };
+    const session = this.head.score;
+    const { logits } = await session.run(Object.fromEntries(session.inputNames.map((name) => [name, feeds[name]])));
     return positiveProbabilities(/** @type {Float32Array} */ (logits.data), Number(logits.dims[1]), this.meta.positiveLabel);
   }
 
@@ -125,8 +142,8 @@ export class CloneModel {
    * @param {string} codeB
    */
   async pairProbability(codeA, codeB) {
-    const other = await this.embed(codeB);
-    return (await this.scoreRows(await this.embed(codeA), new ort.Tensor("float32", other, [1, this.hiddenSize])))[0];
+    const other = new ort.Tensor("float32", await this.embed(codeB), [1, this.hiddenSize]);
+    return (await this.scoreRows(await this.embed(codeA), other, await this.prepare(other)))[0];
   }
 
   /** Python's `CloneModel.fingerprint`: the graph, the tokenizer and the block size. */
@@ -161,18 +178,20 @@ export class CloneIndex {
     this.rowOf = new Map();
     this.entryRows = new Int32Array(0);
     this.tensor = new ort.Tensor("float32", this.vectors, [0, model.hiddenSize]);
-    this.refresh();
+    /** @type {ort.Tensor} */
+    this.prepared = this.tensor;
   }
 
   get size() {
     return this.entries.length;
   }
 
-  /** Recompute the lookups after the rows or entries changed. */
-  refresh() {
+  /** Recompute the lookups and the head's per-vector part after the rows or entries changed. */
+  async refresh() {
     this.rowOf = new Map(this.hashes.map((h, i) => [h, i]));
     this.entryRows = Int32Array.from(this.entries.map((e) => /** @type {number} */ (this.rowOf.get(e.hash))));
     this.tensor = new ort.Tensor("float32", this.vectors, [this.hashes.length, this.model.hiddenSize]);
+    this.prepared = await this.model.prepare(this.tensor);
   }
 
   /**
@@ -203,7 +222,7 @@ export class CloneIndex {
     this.hashes = [...old, ...fresh];
     this.vectors = vectors;
     this.entries = entries;
-    this.refresh();
+    await this.refresh();
     return { functions: entries.length, embedded: fresh.length, reused: old.length, dropped };
   }
 
@@ -213,7 +232,7 @@ export class CloneIndex {
    */
   async scores(vector) {
     if (this.entries.length === 0) return new Float64Array(0);
-    const perRow = await this.model.scoreRows(vector, this.tensor);
+    const perRow = await this.model.scoreRows(vector, this.tensor, this.prepared);
     return Float64Array.from(this.entryRows, (row) => perRow[row]);
   }
 
@@ -278,7 +297,7 @@ export class CloneIndex {
     index.hashes = meta.hashes;
     index.vectors = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
     index.entries = meta.entries;
-    index.refresh();
+    await index.refresh();
     return index;
   }
 }

@@ -72,11 +72,14 @@ export class CloneModel {
   readonly hiddenSize: number;
   readonly numInputs: number;
   readonly precision: string;
-  readonly head: InferenceSession;
+  /** `head_prepare.onnx` and `head.onnx` (an error for models without a pair head). */
+  readonly head: { prepare: InferenceSession; score: InferenceSession };
   /** The function's pooled `[H]` vector. */
   embed(code: string): Promise<Float32Array>;
+  /** The head's per-vector part of every row of a float32 `[rows, H]` tensor (compute once per index). */
+  prepare(vectors: Tensor): Promise<Tensor>;
   /** Clone probability of `(query, row i)` for every row of a float32 `[rows, H]` tensor. */
-  scoreRows(query: Float32Array, vectors: Tensor): Promise<Float64Array>;
+  scoreRows(query: Float32Array, vectors: Tensor, prepared: Tensor): Promise<Float64Array>;
   pairProbability(codeA: string, codeB: string): Promise<number>;
   fingerprint(): Promise<string>;
 }

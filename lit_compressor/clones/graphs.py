@@ -7,8 +7,11 @@ is encoded once and the head runs on cached vectors. Written next to the pair mo
   student's own pooling: first token or masked mean);
 - ``encoder.optimized.onnx``: the same with ONNX Runtime's fused CPU kernels;
 - ``encoder.int8.onnx``: dynamic int8 quantisation of the optimized graph;
-- ``head.onnx`` (pair models): ``query`` ``[1, H]`` and ``vectors`` ``[N, H]`` -> ``logits``
-  ``[N, labels]``, the head of ``predict(query, vector_i)`` for every row (Node's batched head);
+- ``head_prepare.onnx`` and ``head.onnx`` (pair models): the head of ``predict(query, vector_i)`` for
+  every cached row in one run (Node's batched head), split as :class:`PairHead` splits it in numpy.
+  ``head_prepare`` maps ``vectors`` ``[N, H]`` to ``prepared`` ``[N, H]`` (the dense layer's block
+  that reads the second vector; run once per index); ``head`` maps ``query`` ``[1, H]``, ``vectors``
+  and ``prepared`` to ``logits`` ``[N, labels]`` (concat heads read no ``vectors``);
 - ``clone_graphs.json``: the files and the check against the pair model.
 """
 
@@ -26,7 +29,7 @@ import torch
 from lit_compressor.models.classifier import CodeClassifier
 
 ENCODER_FILES = {"fp32": ("encoder.optimized.onnx", "encoder.onnx"), "int8": ("encoder.int8.onnx",)}
-HEAD_FILE = "head.onnx"
+HEAD_FILE, PREPARE_FILE = "head.onnx", "head_prepare.onnx"
 REPORT_FILE = "clone_graphs.json"
 GRAPH_TOLERANCE = 1e-4
 
@@ -42,15 +45,44 @@ class EncoderModule(torch.nn.Module):
         return self.classifier.features(input_ids.unsqueeze(1), attention_mask.unsqueeze(1))
 
 
-class QueryHeadModule(torch.nn.Module):
-    """``query [1, H]``, ``vectors [N, H]`` -> the pair head's logits of ``(query, vectors[i])``."""
+class HeadPrepareModule(torch.nn.Module):
+    """``vectors [N, H]`` -> ``vectors @ W_v^T``: the part of the pair head that reads the second vector alone."""
 
     def __init__(self, classifier: CodeClassifier):
         super().__init__()
-        self.classifier = classifier
+        hidden = classifier.config.hidden_size
+        self.register_buffer("w_vector", classifier.classifier.dense.weight.detach()[:, hidden:2 * hidden].clone())
 
-    def forward(self, query: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
-        return self.classifier.head(torch.cat([query.expand(vectors.shape[0], -1), vectors], dim=-1))
+    def forward(self, vectors: torch.Tensor) -> torch.Tensor:
+        return vectors @ self.w_vector.T
+
+
+class QueryHeadModule(torch.nn.Module):
+    """``query [1, H]``, ``vectors [N, H]``, ``prepared [N, H]`` -> the pair head's logits of ``(query, vectors[i])``.
+
+    The dense layer applied block by block: ``W_u u + prepared + b`` (concat), plus ``|u-v| W_d^T +
+    v (W_p * u)^T`` (interaction), then ``tanh`` and the output layer, exactly the head's arithmetic.
+    """
+
+    def __init__(self, classifier: CodeClassifier):
+        super().__init__()
+        hidden = classifier.config.hidden_size
+        weight = classifier.classifier.dense.weight.detach()
+        self.interaction = classifier.pair_head == "interaction"
+        self.register_buffer("w_query", weight[:, :hidden].clone())
+        self.register_buffer("bias", classifier.classifier.dense.bias.detach().clone())
+        if self.interaction:
+            self.register_buffer("w_abs", weight[:, 2 * hidden:3 * hidden].T.contiguous())
+            self.register_buffer("w_product", weight[:, 3 * hidden:].clone())
+        self.out_proj = copy.deepcopy(classifier.classifier.out_proj)
+
+    def forward(self, query: torch.Tensor, prepared: torch.Tensor, vectors: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        pre = prepared + (query @ self.w_query.T + self.bias)
+        if self.interaction:
+            features = torch.cat([(vectors - query).abs(), vectors], dim=-1)
+            pre = pre + features @ torch.cat([self.w_abs, (self.w_product * query).T], dim=0)
+        return self.out_proj(torch.tanh(pre))
 
 
 def _export(module: torch.nn.Module, args: tuple, path: Path, inputs: list[str], output: str,
@@ -88,9 +120,18 @@ def export_clone_graphs(classifier: CodeClassifier, output: Path, int8: bool = T
         files.append("encoder.int8.onnx")
     hidden = model.config.hidden_size
     if model.num_inputs == 2:
-        _export(QueryHeadModule(model), (torch.zeros(1, hidden), torch.zeros(3, hidden)), output / HEAD_FILE,
-                ["query", "vectors"], "logits", {"vectors": {0: "rows"}, "logits": {0: "rows"}})
-        files.append(HEAD_FILE)
+        rows = {0: "rows"}
+        _export(HeadPrepareModule(model), (torch.zeros(3, hidden),), output / PREPARE_FILE, ["vectors"], "prepared",
+                {"vectors": rows, "prepared": rows})
+        head = QueryHeadModule(model)
+        if head.interaction:
+            _export(head, (torch.zeros(1, hidden), torch.zeros(3, hidden), torch.zeros(3, hidden)),
+                    output / HEAD_FILE, ["query", "prepared", "vectors"], "logits",
+                    {"prepared": rows, "vectors": rows, "logits": rows})
+        else:
+            _export(head, (torch.zeros(1, hidden), torch.zeros(3, hidden)), output / HEAD_FILE,
+                    ["query", "prepared"], "logits", {"prepared": rows, "logits": rows})
+        files += [PREPARE_FILE, HEAD_FILE]
     report: dict[str, Any] = {"hidden_size": hidden, "num_inputs": model.num_inputs, "pooling": model.pooling,
                               "pair_head": model.pair_head, "files": files}
     if check_batch is not None:
@@ -123,10 +164,18 @@ def check_split_graphs(model: CodeClassifier, folder: Path, batch: dict[str, tor
         with torch.inference_mode():
             logits = model.head(torch.from_numpy(vectors[:, 0])).numpy()
     else:
-        head = ort.InferenceSession(str(folder / HEAD_FILE), providers=["CPUExecutionProvider"])
-        logits = np.concatenate([head.run(["logits"], {"query": vectors[i, :1, :], "vectors": vectors[i, 1:, :]})[0]
-                                 for i in range(rows)])
+        logits = np.concatenate([run_head(folder, vectors[i, 0], vectors[i, 1:]) for i in range(rows)])
     return float(np.abs(logits - reference).max())
+
+
+def run_head(folder: Path, query: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """``[N, labels]`` logits of ``(query, vectors[i])`` from ``head_prepare.onnx`` and ``head.onnx``."""
+    import onnxruntime as ort
+
+    prepare = ort.InferenceSession(str(folder / PREPARE_FILE), providers=["CPUExecutionProvider"])
+    head = ort.InferenceSession(str(folder / HEAD_FILE), providers=["CPUExecutionProvider"])
+    feeds = {"query": query[None], "prepared": prepare.run(["prepared"], {"vectors": vectors})[0], "vectors": vectors}
+    return head.run(["logits"], {i.name: feeds[i.name] for i in head.get_inputs()})[0]
 
 
 def ensure_clone_graphs(folder: Path, int8: bool = True) -> bool:
@@ -136,7 +185,7 @@ def ensure_clone_graphs(folder: Path, int8: bool = True) -> bool:
     folder = Path(folder)
     needed = ["encoder.onnx"] + (["encoder.int8.onnx"] if int8 else [])
     if read_metadata(folder).get("num_inputs", 1) == 2:
-        needed.append(HEAD_FILE)
+        needed += [PREPARE_FILE, HEAD_FILE]
     if all((folder / name).is_file() for name in needed):
         return False
     classifier, _, _ = load_classifier(folder)
