@@ -121,6 +121,11 @@ def parity(tmp_path_factory) -> dict:
         "pair_scores": [[p.probabilities[1] for p in pair_model.predict_batch([(q, f) for f in indexed[:40]], 1)]
                         for q in queries],
     }
+    concat = exported_student("pair", "first", "concat")
+    rows = [(queries[i], indexed[i]) for i in range(5)]
+    reference["clones"]["concat"] = {
+        "folder": str(concat), "pairs": rows,
+        "expected": [p.probabilities[1] for p in TinyClassifier.from_pretrained(concat, "onnx").predict_batch(rows, 1)]}
     reference["sample"] = sample_reference(pair, single, indexed, tmp)
     build = subprocess.run([NODE, "node_modules/typescript/bin/tsc", "-p", "vscode-sample"], cwd=JS,
                            capture_output=True, text=True, timeout=300)
@@ -161,6 +166,7 @@ def test_node_clone_search_equals_python_and_the_pair_model(parity):
     assert summary["max_vector_diff"] <= SCORE_TOLERANCE
     assert summary["max_score_diff_vs_python_index"] <= SCORE_TOLERANCE
     assert summary["max_score_diff_vs_pair_model"] <= SCORE_TOLERANCE
+    assert summary["max_concat_head_diff"] <= SCORE_TOLERANCE
     assert summary["node_index"]["embedded"] == len(parity["index"].hashes)
     assert summary["node_index_again"]["embedded"] == 0
 

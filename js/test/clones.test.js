@@ -18,6 +18,7 @@ test("embed, index and search equal Python's and the pair model's", { skip }, as
   const { clones: ref } = JSON.parse(readFileSync(/** @type {string} */ (REFERENCE), "utf8"));
   const model = await CloneModel.fromPretrained(ref.folder);
   const summary = { max_vector_diff: 0, max_score_diff_vs_python_index: 0, max_score_diff_vs_pair_model: 0,
+    max_concat_head_diff: 0,
     node_index: /** @type {import("lit-compressor-runtime").UpdateStats | null} */ (null),
     node_index_again: /** @type {import("lit-compressor-runtime").UpdateStats | null} */ (null),
     search_ms: /** @type {number[]} */ ([]) };
@@ -46,5 +47,10 @@ test("embed, index and search equal Python's and the pair model's", { skip }, as
   summary.node_index_again = await reloaded.update(ref.functions);
   assert.equal(summary.node_index_again?.embedded, 0);
   assert.deepEqual(reloaded.entries, built.entries);
+  const concat = await CloneModel.fromPretrained(ref.concat.folder); // the concat head reads no `vectors` input
+  const got = [];
+  for (const [a, b] of ref.concat.pairs) got.push(await concat.pairProbability(a, b));
+  summary.max_concat_head_diff = maxDiff(got, ref.concat.expected);
+  assert.ok(summary.max_concat_head_diff <= TOLERANCE, `concat head: ${summary.max_concat_head_diff}`);
   writeFileSync(path.join(/** @type {string} */ (process.env.LIT_COMPRESSOR_PARITY_OUT), "summary-clones.json"), JSON.stringify(summary, null, 2));
 });
