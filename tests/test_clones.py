@@ -288,3 +288,21 @@ def test_clones_cli_finds_known_pairs_with_the_students_accuracy(tmp_path):
     print(f"{len(pairs)} pairs, {result['functions']} functions, skipped {result['skipped']}: {accuracy}")
     assert abs(accuracy["clones CLI (mean of both orders, fp32)"] - accuracy["pair model onnx (file order)"]) <= 0.03
     assert accuracy["clones CLI (mean of both orders, fp32)"] >= 0.6
+
+
+def test_top_k_equals_a_full_stable_sort():
+    """``search`` sorts only the best ``top_k`` scores; ties and thresholds as a full sort gives them."""
+
+    class Scored(CloneIndex):
+        def __init__(self, scores):  # no model: only the ranking is under test
+            self.fixed, self.entries = scores, list(range(len(scores)))
+
+        def scores(self, vector):
+            return self.fixed
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        scores = rng.integers(0, 5, int(rng.integers(1, 50))) / 4.0
+        top_k, threshold = int(rng.integers(1, 60)), float(rng.choice([0.0, 0.3]))
+        full = [int(i) for i in np.argsort(-scores, kind="stable")[:top_k] if scores[i] >= threshold]
+        assert [m.function for m in Scored(scores).search_vector(None, top_k, threshold)] == full

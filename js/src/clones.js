@@ -253,8 +253,16 @@ export class CloneIndex {
    */
   async searchVector(vector, topK = 10, threshold = 0) {
     const scores = await this.scores(vector);
-    const order = Array.from(scores.keys()).sort((a, b) => scores[b] - scores[a] || a - b).slice(0, topK);
-    return order.filter((i) => scores[i] >= threshold).map((i) => ({ function: this.entries[i], score: scores[i] }));
+    /** @type {number[]} the best entries so far, best first (ties: the earlier entry first) */
+    const best = [];
+    for (let i = 0; i < scores.length; i++) {
+      if (scores[i] < threshold || (best.length === topK && scores[i] <= scores[best[best.length - 1]])) continue;
+      let k = best.length;
+      while (k > 0 && scores[best[k - 1]] < scores[i]) k--;
+      best.splice(k, 0, i);
+      if (best.length > topK) best.pop();
+    }
+    return best.map((i) => ({ function: this.entries[i], score: scores[i] }));
   }
 
   /**

@@ -49,3 +49,18 @@ test("a folder that is not an export says what is missing and how to fix it", as
   await assert.rejects(CloneModel.fromPretrained(folder, { precision: /** @type {any} */ ("fp16") }), /unknown precision/);
   await assert.rejects(CloneIndex.load(folder, /** @type {any} */ ({})), /no clone index here/);
 });
+
+test("search ranks the best k as a full stable sort would, ties and threshold included", async () => {
+  for (let trial = 0; trial < 300; trial++) {
+    const n = 1 + (trial % 50);
+    const topK = 1 + ((trial * 7) % 60);
+    const threshold = trial % 2 ? 0.3 : 0;
+    const scores = Float64Array.from({ length: n }, (_, i) => ((i * 31 + trial * 17) % 5) / 4);
+    const index = Object.create(CloneIndex.prototype);
+    index.entries = Array.from(scores.keys());
+    index.scores = async () => scores;
+    const full = Array.from(scores.keys()).sort((a, b) => scores[b] - scores[a] || a - b).slice(0, topK)
+      .filter((i) => scores[i] >= threshold);
+    assert.deepEqual((await index.searchVector(new Float32Array(0), topK, threshold)).map((/** @type {any} */ m) => m.function), full);
+  }
+});

@@ -133,7 +133,12 @@ class CloneIndex:
 
     def search_vector(self, vector: np.ndarray, top_k: int = 10, threshold: float = 0.0) -> list[Match]:
         scores = self.scores(vector)
-        order = np.argsort(-scores, kind="stable")[:top_k]
+        if top_k < len(scores):  # only the best need sorting (ties: the earlier entry first, as a full sort)
+            cut = np.partition(-scores, top_k - 1)[top_k - 1]
+            candidates = np.nonzero(-scores <= cut)[0]
+        else:
+            candidates = np.arange(len(scores))
+        order = candidates[np.argsort(-scores[candidates], kind="stable")][:top_k]
         return [Match(self.entries[i], float(scores[i])) for i in order if scores[i] >= threshold]
 
     def pairs(self, threshold: float = 0.5, on_row: Callable[[], None] | None = None) -> list[ClonePair]:
