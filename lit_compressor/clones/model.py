@@ -155,7 +155,8 @@ class CloneModel:
         self.positive_label = int(metadata.get("positive_label", 1))
         self.block_size = int(metadata.get("block_size", DEFAULT_BLOCK_SIZE))
         self.hidden_size = int(config["hidden_size"])
-        self.encoder = CodeEncoder(AutoTokenizer.from_pretrained(self.folder), self.block_size)
+        # a small memo: an index encodes each function once, and 10,000 cached texts would only cost memory
+        self.encoder = CodeEncoder(AutoTokenizer.from_pretrained(self.folder), self.block_size, cache_size=1024)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
