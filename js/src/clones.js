@@ -1,9 +1,9 @@
 /**
  * Clone search in Node.js, on the same files as Python's `lit_compressor.clones`:
  * `encoder.onnx` (or `encoder.int8.onnx`) embeds one function at a time; `head_prepare.onnx` applies
- * the pair head's second-vector block to every cached vector once, and `head.onnx` then scores
- * `(query, vectors[i])` for every row in one run; a `CloneIndex` folder (`index.json` +
- * `vectors.f32`) written by either language is read by both.
+ * the pair head's per-function blocks to every cached vector once, and `head.onnx` then scores
+ * `(query, vectors[i])` for every row in one run (Python runs the same graphs); a `CloneIndex`
+ * folder (`index.json` + `vectors.f32`) written by either language is read by both.
  */
 
 import { createHash } from "node:crypto";
@@ -113,24 +113,27 @@ export class CloneModel {
   }
 
   /**
-   * The head's per-vector part for every row of a float32 `[rows, H]` tensor (once per index).
+   * The head's blocks for every row of a float32 `[rows, H]` tensor, as the first function of a pair
+   * and as the second (compute them once per index).
    * @param {ort.Tensor} vectors
-   * @returns {Promise<ort.Tensor>}
+   * @returns {Promise<{first: ort.Tensor, second: ort.Tensor}>}
    */
   async prepare(vectors) {
-    if (Number(vectors.dims[0]) === 0) return vectors;
-    return (await this.head.prepare.run({ vectors })).prepared;
+    if (Number(vectors.dims[0]) === 0) return { first: vectors, second: vectors };
+    const { first, second } = await this.head.prepare.run({ vectors });
+    return { first, second };
   }
 
   /**
    * Clone probability of `(query, row i)` for each row of `vectors` (`[rows, H]`, row-major).
    * @param {Float32Array} query
    * @param {ort.Tensor} vectors a float32 `[rows, H]` tensor (reuse it across queries)
-   * @param {ort.Tensor} prepared `prepare(vectors)` (reuse it too)
+   * @param {ort.Tensor} prepared `(await prepare(vectors)).second` (reuse it too)
    */
   async scoreRows(query, vectors, prepared) {
+    const queryTensor = new ort.Tensor("float32", query, [1, this.hiddenSize]);
     /** @type {Record<string, ort.Tensor>} */
-    const feeds = { query: new ort.Tensor("float32", query, [1, this.hiddenSize]), prepared, vectors };
+    const feeds = { query: queryTensor, query_block: (await this.prepare(queryTensor)).first, prepared, vectors };
     const session = this.head.score;
     const { logits } = await session.run(Object.fromEntries(session.inputNames.map((name) => [name, feeds[name]])));
     return positiveProbabilities(/** @type {Float32Array} */ (logits.data), Number(logits.dims[1]), this.meta.positiveLabel);
@@ -143,7 +146,7 @@ export class CloneModel {
    */
   async pairProbability(codeA, codeB) {
     const other = new ort.Tensor("float32", await this.embed(codeB), [1, this.hiddenSize]);
-    return (await this.scoreRows(await this.embed(codeA), other, await this.prepare(other)))[0];
+    return (await this.scoreRows(await this.embed(codeA), other, (await this.prepare(other)).second))[0];
   }
 
   /** Python's `CloneModel.fingerprint`: the graph, the tokenizer and the block size. */
@@ -191,7 +194,7 @@ export class CloneIndex {
     this.rowOf = new Map(this.hashes.map((h, i) => [h, i]));
     this.entryRows = Int32Array.from(this.entries.map((e) => /** @type {number} */ (this.rowOf.get(e.hash))));
     this.tensor = new ort.Tensor("float32", this.vectors, [this.hashes.length, this.model.hiddenSize]);
-    this.prepared = await this.model.prepare(this.tensor);
+    this.prepared = (await this.model.prepare(this.tensor)).second;
   }
 
   /**

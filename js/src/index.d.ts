@@ -76,9 +76,10 @@ export class CloneModel {
   readonly head: { prepare: InferenceSession; score: InferenceSession };
   /** The function's pooled `[H]` vector. */
   embed(code: string): Promise<Float32Array>;
-  /** The head's per-vector part of every row of a float32 `[rows, H]` tensor (compute once per index). */
-  prepare(vectors: Tensor): Promise<Tensor>;
-  /** Clone probability of `(query, row i)` for every row of a float32 `[rows, H]` tensor. */
+  /** The head's blocks of every row of a float32 `[rows, H]` tensor, as first and as second function of a
+   * pair (compute them once per index). */
+  prepare(vectors: Tensor): Promise<{ first: Tensor; second: Tensor }>;
+  /** Clone probability of `(query, row i)` for every row; `prepared` is `(await prepare(vectors)).second`. */
   scoreRows(query: Float32Array, vectors: Tensor, prepared: Tensor): Promise<Float64Array>;
   pairProbability(codeA: string, codeB: string): Promise<number>;
   fingerprint(): Promise<string>;

@@ -7,11 +7,13 @@ is encoded once and the head runs on cached vectors. Written next to the pair mo
   student's own pooling: first token or masked mean);
 - ``encoder.optimized.onnx``: the same with ONNX Runtime's fused CPU kernels;
 - ``encoder.int8.onnx``: dynamic int8 quantisation of the optimized graph;
-- ``head_prepare.onnx`` and ``head.onnx`` (pair models): the head of ``predict(query, vector_i)`` for
-  every cached row in one run (Node's batched head), split as :class:`PairHead` splits it in numpy.
-  ``head_prepare`` maps ``vectors`` ``[N, H]`` to ``prepared`` ``[N, H]`` (the dense layer's block
-  that reads the second vector; run once per index); ``head`` maps ``query`` ``[1, H]``, ``vectors``
-  and ``prepared`` to ``logits`` ``[N, labels]`` (concat heads read no ``vectors``);
+- ``head_prepare.onnx`` and ``head.onnx`` (pair models): the pair head of one query against every
+  cached vector in one run, with the dense layer applied block by block. ``head_prepare`` maps
+  ``vectors`` ``[N, H]`` to ``first`` and ``second`` ``[N, H]``: the blocks that read a function
+  alone, in the first or the second place of a pair (run once per index, and once per query).
+  ``head`` maps ``query_block`` ``[1, H]`` (the query's block for its place), ``prepared`` ``[N, H]``
+  (the vectors' block for the other place) and, for the interaction head, ``query`` ``[1, H]`` and
+  ``vectors`` ``[N, H]`` (``|u-v|`` and ``u*v`` read both) to ``logits`` ``[N, labels]``;
 - ``clone_graphs.json``: the files and the check against the pair model.
 """
 
@@ -46,22 +48,25 @@ class EncoderModule(torch.nn.Module):
 
 
 class HeadPrepareModule(torch.nn.Module):
-    """``vectors [N, H]`` -> ``vectors @ W_v^T``: the part of the pair head that reads the second vector alone."""
+    """``vectors [N, H]`` -> the dense layer's blocks that read one function alone: as the first of a
+    pair (``vectors @ W_u^T``) and as the second (``vectors @ W_v^T``)."""
 
     def __init__(self, classifier: CodeClassifier):
         super().__init__()
         hidden = classifier.config.hidden_size
-        self.register_buffer("w_vector", classifier.classifier.dense.weight.detach()[:, hidden:2 * hidden].clone())
+        weight = classifier.classifier.dense.weight.detach()
+        self.register_buffer("w_first", weight[:, :hidden].T.contiguous())
+        self.register_buffer("w_second", weight[:, hidden:2 * hidden].T.contiguous())
 
-    def forward(self, vectors: torch.Tensor) -> torch.Tensor:
-        return vectors @ self.w_vector.T
+    def forward(self, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return vectors @ self.w_first, vectors @ self.w_second
 
 
 class QueryHeadModule(torch.nn.Module):
-    """``query [1, H]``, ``vectors [N, H]``, ``prepared [N, H]`` -> the pair head's logits of ``(query, vectors[i])``.
+    """The pair head of one query against ``N`` vectors, from the blocks :class:`HeadPrepareModule` gives.
 
-    The dense layer applied block by block: ``W_u u + prepared + b`` (concat), plus ``|u-v| W_d^T +
-    v (W_p * u)^T`` (interaction), then ``tanh`` and the output layer, exactly the head's arithmetic.
+    ``tanh(query_block + prepared + b [+ |u-v| W_d^T + v (W_p * u)^T]) -> out_proj``: the head's own
+    arithmetic, in either order (``|u-v|`` and ``u*v`` do not depend on it).
     """
 
     def __init__(self, classifier: CodeClassifier):
@@ -69,27 +74,26 @@ class QueryHeadModule(torch.nn.Module):
         hidden = classifier.config.hidden_size
         weight = classifier.classifier.dense.weight.detach()
         self.interaction = classifier.pair_head == "interaction"
-        self.register_buffer("w_query", weight[:, :hidden].clone())
         self.register_buffer("bias", classifier.classifier.dense.bias.detach().clone())
         if self.interaction:
             self.register_buffer("w_abs", weight[:, 2 * hidden:3 * hidden].T.contiguous())
             self.register_buffer("w_product", weight[:, 3 * hidden:].clone())
         self.out_proj = copy.deepcopy(classifier.classifier.out_proj)
 
-    def forward(self, query: torch.Tensor, prepared: torch.Tensor, vectors: torch.Tensor | None = None
-                ) -> torch.Tensor:
-        pre = prepared + (query @ self.w_query.T + self.bias)
+    def forward(self, query_block: torch.Tensor, prepared: torch.Tensor, query: torch.Tensor | None = None,
+                vectors: torch.Tensor | None = None) -> torch.Tensor:
+        pre = prepared + (query_block + self.bias)
         if self.interaction:
             features = torch.cat([(vectors - query).abs(), vectors], dim=-1)
             pre = pre + features @ torch.cat([self.w_abs, (self.w_product * query).T], dim=0)
         return self.out_proj(torch.tanh(pre))
 
 
-def _export(module: torch.nn.Module, args: tuple, path: Path, inputs: list[str], output: str,
+def _export(module: torch.nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str],
             axes: dict[str, dict[int, str]]) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module.eval(), args, str(path), input_names=inputs, output_names=[output],
+        torch.onnx.export(module.eval(), args, str(path), input_names=inputs, output_names=outputs,
                           dynamic_axes=axes, opset_version=17, dynamo=False)
     return path
 
@@ -111,7 +115,7 @@ def export_clone_graphs(classifier: CodeClassifier, output: Path, int8: bool = T
     sample_mask = torch.ones_like(sample_ids)
     length_axes = {0: "batch", 1: "length"}
     _export(EncoderModule(model), (sample_ids, sample_mask), output / "encoder.onnx",
-            ["input_ids", "attention_mask"], "pooled",
+            ["input_ids", "attention_mask"], ["pooled"],
             {"input_ids": length_axes, "attention_mask": length_axes, "pooled": {0: "batch"}})
     optimize_onnx(output / "encoder.onnx", output / "encoder.optimized.onnx", model.config)
     files = ["encoder.onnx", "encoder.optimized.onnx"]
@@ -121,16 +125,14 @@ def export_clone_graphs(classifier: CodeClassifier, output: Path, int8: bool = T
     hidden = model.config.hidden_size
     if model.num_inputs == 2:
         rows = {0: "rows"}
-        _export(HeadPrepareModule(model), (torch.zeros(3, hidden),), output / PREPARE_FILE, ["vectors"], "prepared",
-                {"vectors": rows, "prepared": rows})
+        vector = torch.zeros(1, hidden), torch.zeros(3, hidden)
+        _export(HeadPrepareModule(model), (vector[1],), output / PREPARE_FILE, ["vectors"], ["first", "second"],
+                {"vectors": rows, "first": rows, "second": rows})
         head = QueryHeadModule(model)
-        if head.interaction:
-            _export(head, (torch.zeros(1, hidden), torch.zeros(3, hidden), torch.zeros(3, hidden)),
-                    output / HEAD_FILE, ["query", "prepared", "vectors"], "logits",
-                    {"prepared": rows, "vectors": rows, "logits": rows})
-        else:
-            _export(head, (torch.zeros(1, hidden), torch.zeros(3, hidden)), output / HEAD_FILE,
-                    ["query", "prepared"], "logits", {"prepared": rows, "logits": rows})
+        names = ["query_block", "prepared", "query", "vectors"] if head.interaction else ["query_block", "prepared"]
+        args = (vector[0], vector[1], vector[0], vector[1])[:len(names)]
+        _export(head, args, output / HEAD_FILE, names, ["logits"],
+                {"prepared": rows, "logits": rows, **({"vectors": rows} if head.interaction else {})})
         files += [PREPARE_FILE, HEAD_FILE]
     report: dict[str, Any] = {"hidden_size": hidden, "num_inputs": model.num_inputs, "pooling": model.pooling,
                               "pair_head": model.pair_head, "files": files}
@@ -170,12 +172,9 @@ def check_split_graphs(model: CodeClassifier, folder: Path, batch: dict[str, tor
 
 def run_head(folder: Path, query: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     """``[N, labels]`` logits of ``(query, vectors[i])`` from ``head_prepare.onnx`` and ``head.onnx``."""
-    import onnxruntime as ort
+    from lit_compressor.clones.model import PairHead
 
-    prepare = ort.InferenceSession(str(folder / PREPARE_FILE), providers=["CPUExecutionProvider"])
-    head = ort.InferenceSession(str(folder / HEAD_FILE), providers=["CPUExecutionProvider"])
-    feeds = {"query": query[None], "prepared": prepare.run(["prepared"], {"vectors": vectors})[0], "vectors": vectors}
-    return head.run(["logits"], {i.name: feeds[i.name] for i in head.get_inputs()})[0]
+    return PairHead(folder).logits(query, vectors)
 
 
 def ensure_clone_graphs(folder: Path, int8: bool = True) -> bool:

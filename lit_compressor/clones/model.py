@@ -3,8 +3,9 @@
 :class:`CloneModel` runs the encoder graph (``encoder.optimized.onnx``/``encoder.onnx`` or
 ``encoder.int8.onnx``) one function at a time, so a function's vector never depends on what it was
 batched with, and :class:`PairHead` evaluates the student's own head for one query against every
-cached vector with numpy. ``probabilities(embed(a), [embed(b)])`` equals the pair model's
-``predict(a, b)`` probability of a clone (same precision) up to float32 rounding.
+cached vector in one ONNX Runtime call (``head_prepare.onnx``, ``head.onnx``: the graphs Node runs).
+``probabilities(embed(a), [embed(b)])`` equals the pair model's ``predict(a, b)`` probability of a
+clone (same precision) up to float32 rounding.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lit_compressor.clones.graphs import ENCODER_FILES
+from lit_compressor.clones.graphs import ENCODER_FILES, HEAD_FILE, PREPARE_FILE
 from lit_compressor.data.readers import normalize_whitespace
 from lit_compressor.errors import UserError
 
@@ -28,92 +29,63 @@ def code_hash(code: str) -> str:
     return hashlib.sha256(normalize_whitespace(code).encode("utf-8")).hexdigest()
 
 
-class PairHead:
-    """The pair head ``dense -> tanh -> out_proj`` over ``[u, v]`` or ``[u, v, |u-v|, u*v]``, vectorised.
+def ort_session(path: Path, threads: int | None = None):
+    """A CPU session as Python's ``OrtRunner`` makes them (no spinning threads)."""
+    import onnxruntime as ort
 
-    The dense layer's weight splits into one ``H x H`` block per feature; the block that reads ``v``
-    is applied to every cached vector once (:meth:`prepare`), so a query costs one ``[N, 2H] x [2H, H]``
-    product for the interaction head (``u*v @ W^T`` is ``v @ (W * u)^T``) and an ``[N, H]`` addition for
-    the concat head.
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class PairHead:
+    """The pair head ``dense -> tanh -> out_proj`` of one query against ``N`` cached vectors, in one run.
+
+    The dense layer's weight is one ``H x H`` block per feature of ``[u, v]`` (concat) or
+    ``[u, v, |u-v|, u*v]`` (interaction). :meth:`prepare` applies the blocks that read one function
+    alone to every cached vector once; a query then costs an ``[N, H]`` addition (concat) or one
+    ``[N, 2H] x [2H, H]`` product (interaction: ``(u*v) W^T = v (W * u)^T``), a ``tanh`` and the
+    output layer, in ONNX Runtime (faster than numpy here, and the very graphs the Node runtime runs).
     """
 
-    def __init__(self, dense_weight: np.ndarray, dense_bias: np.ndarray, out_weight: np.ndarray,
-                 out_bias: np.ndarray, pair_head: str, positive_label: int = 1):
-        hidden = dense_weight.shape[0]
-        blocks = 4 if pair_head == "interaction" else 2
-        if dense_weight.shape[1] != blocks * hidden:
-            raise UserError(f"the head's dense layer reads {dense_weight.shape[1]} features, not {blocks} x "
-                            f"{hidden} for a {pair_head!r} pair head.", fix="Re-export the model.")
-        self.pair_head, self.hidden, self.positive_label = pair_head, hidden, positive_label
-        weight = dense_weight.astype(np.float32)
-        self.w_query, self.w_vector = weight[:, :hidden], np.ascontiguousarray(weight[:, hidden:2 * hidden].T)
-        if pair_head == "interaction":  # the |u-v| block (transposed) and the u*v block
-            self.w_abs = np.ascontiguousarray(weight[:, 2 * hidden:3 * hidden].T)
-            self.w_product = weight[:, 3 * hidden:]
-        self.bias = dense_bias.astype(np.float32)
-        self.out_weight, self.out_bias = out_weight.astype(np.float32).T.copy(), out_bias.astype(np.float32)
-        if self.out_weight.shape[1] == 2:  # two labels: softmax is the sigmoid of the logit margin
-            other = 1 - positive_label
-            self.margin_weight = self.out_weight[:, positive_label] - self.out_weight[:, other]
-            self.margin_bias = float(self.out_bias[positive_label] - self.out_bias[other])
-
-    @classmethod
-    def from_folder(cls, folder: Path, pair_head: str, positive_label: int = 1) -> PairHead:
-        """The head weights of a pair model's ``model.safetensors`` (read with numpy, no torch)."""
-        from safetensors import safe_open
-
-        names = ("classifier.dense.weight", "classifier.dense.bias", "classifier.out_proj.weight",
-                 "classifier.out_proj.bias")
-        path = Path(folder) / "model.safetensors"
-        if not path.is_file():
-            raise UserError("no model.safetensors (the pair head's weights).", folder,
-                            "Point --model at a folder written by `lit-compressor export`.")
-        with safe_open(str(path), framework="np") as handle:
-            missing = [name for name in names if name not in handle.keys()]
-            if missing:
-                raise UserError(f"no pair head in the weights ({missing[0]} missing).", path,
-                                "Clone search needs a pair (clone detection) model.")
-            tensors = [handle.get_tensor(name) for name in names]
-        return cls(*tensors, pair_head=pair_head, positive_label=positive_label)
+    def __init__(self, folder: str | Path, threads: int | None = None, positive_label: int = 1):
+        folder = Path(folder)
+        for name in (PREPARE_FILE, HEAD_FILE):
+            if not (folder / name).is_file():
+                raise UserError(f"no {name} (the pair head's graphs).", folder,
+                                f"Re-export the model: `lit-compressor export --model {folder} --output DIR`.")
+        self.prepare_session = ort_session(folder / PREPARE_FILE, threads)
+        self.session = ort_session(folder / HEAD_FILE, threads)
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.positive_label = positive_label
 
     def prepare(self, vectors: np.ndarray) -> np.ndarray:
-        """``[2, N, H]``: the dense layer's blocks that read one vector alone, applied to every cached
-        vector (as the first function of a pair, and as the second). Cache it with the vectors."""
-        vectors = np.asarray(vectors, dtype=np.float32)
-        return np.stack([vectors @ self.w_query.T, vectors @ self.w_vector])
-
-    def hidden_states(self, query: np.ndarray, vectors: np.ndarray, prepared: np.ndarray | None = None,
-                      query_first: bool = True) -> np.ndarray:
-        """``[N, H]``: ``tanh(dense(features))`` of the pairs ``(query, vectors[i])`` (or reversed)."""
-        query = np.asarray(query, dtype=np.float32)
-        vectors = np.asarray(vectors, dtype=np.float32)
-        prepared = self.prepare(vectors) if prepared is None else prepared
-        own = self.w_query @ query if query_first else query @ self.w_vector
-        if self.pair_head == "interaction":  # |u-v| and u*v are symmetric in u and v
-            rows, hidden = vectors.shape
-            features = np.empty((rows, 2 * hidden), dtype=np.float32)
-            np.subtract(vectors, query, out=features[:, :hidden])
-            np.abs(features[:, :hidden], out=features[:, :hidden])
-            features[:, hidden:] = vectors
-            pre = features @ np.concatenate([self.w_abs, (self.w_product * query).T])
-            pre += prepared[1 if query_first else 0]
-        else:
-            pre = prepared[1 if query_first else 0].copy()
-        pre += own + self.bias
-        return np.tanh(pre, out=pre)
+        """``[2, N, H]``: every vector's block as the first function of a pair and as the second.
+        Compute it once per set of cached vectors."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if len(vectors) == 0:
+            return np.empty((2, 0, vectors.shape[1]), dtype=np.float32)
+        return np.stack(self.prepare_session.run(["first", "second"], {"vectors": vectors}))
 
     def logits(self, query: np.ndarray, vectors: np.ndarray, prepared: np.ndarray | None = None,
                query_first: bool = True) -> np.ndarray:
         """``[N, labels]`` logits of the pairs ``(query, vectors[i])``, or ``(vectors[i], query)`` when
         ``query_first`` is false (the head is not symmetric)."""
-        return self.hidden_states(query, vectors, prepared, query_first) @ self.out_weight + self.out_bias
+        query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        prepared = self.prepare(vectors) if prepared is None else prepared
+        place = 0 if query_first else 1
+        feeds = {"query": query, "vectors": vectors, "query_block": self.prepare(query)[place],
+                 "prepared": np.ascontiguousarray(prepared[1 - place])}
+        return self.session.run(["logits"], {name: feeds[name] for name in self.inputs})[0]
 
     def probabilities(self, query: np.ndarray, vectors: np.ndarray, prepared: np.ndarray | None = None,
                       query_first: bool = True) -> np.ndarray:
         """``[N]`` probability of the positive label (a clone) for each pair ``(query, vectors[i])``."""
-        if self.out_weight.shape[1] == 2:
-            margin = self.hidden_states(query, vectors, prepared, query_first) @ self.margin_weight + self.margin_bias
-            return 1.0 / (1.0 + np.exp(-margin.astype(np.float64)))
         logits = self.logits(query, vectors, prepared, query_first).astype(np.float64)
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
@@ -135,7 +107,6 @@ class CloneModel:
     """``embed(code)`` -> the student's pooled vector; :attr:`head` scores a query against many vectors."""
 
     def __init__(self, folder: Path, precision: str = "fp32", threads: int | None = None):
-        import onnxruntime as ort
         from transformers import AutoTokenizer
 
         from lit_compressor.inference import DEFAULT_BLOCK_SIZE
@@ -157,13 +128,8 @@ class CloneModel:
         self.hidden_size = int(config["hidden_size"])
         # a small memo: an index encodes each function once, and 10,000 cached texts would only cost memory
         self.encoder = CodeEncoder(AutoTokenizer.from_pretrained(self.folder), self.block_size, cache_size=1024)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(self.graph), options, providers=["CPUExecutionProvider"])
+        self.threads = threads
+        self.session = ort_session(self.graph, threads)
         self._head: PairHead | None = None
 
     @classmethod
@@ -178,7 +144,7 @@ class CloneModel:
                             "to compare two functions.", self.folder,
                             "Use a clone detection (pair) model for clone search.")
         if self._head is None:
-            self._head = PairHead.from_folder(self.folder, self.pair_head, self.positive_label)
+            self._head = PairHead(self.folder, self.threads, self.positive_label)
         return self._head
 
     def token_ids(self, code: str) -> list[int]:
