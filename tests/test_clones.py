@@ -16,7 +16,7 @@ from conftest import ROOT, SHARED_DATA
 from tiny_students import BCB, bcb_functions, exported_student
 
 from lit_compressor import TinyClassifier
-from lit_compressor.clones import CloneIndex, CloneModel, SourceFunction, code_hash, scan_project
+from lit_compressor.clones import CloneIndex, CloneModel, IndexedFunction, SourceFunction, code_hash, scan_project
 from lit_compressor.clones.command import clones
 from lit_compressor.clones.extract import extract_functions
 from lit_compressor.errors import UserError
@@ -53,7 +53,7 @@ def test_index_scores_equal_the_pair_models_predictions(pair_export):
     assert worst <= SCORE_TOLERANCE, worst
     assert expected.std() > 100 * SCORE_TOLERANCE  # scores vary far more than the tolerance
     # all pairs: both orders of every pair are the pair model's predictions
-    pairs = {(p.first.path, p.second.path): p for p in index.pairs(threshold=0.0)}
+    pairs = {(p.first.path, p.second.path): p for p in index.pairs(threshold=0.0, per_function=None)}
     assert len(pairs) >= len(indexed) * (len(indexed) - 1) // 2 - 5  # (duplicate functions pair up once)
     sample = random.Random(0).sample(sorted(pairs), 8)
     rows = [(indexed[int(a[1:-5])], indexed[int(b[1:-5])]) for a, b in sample]
@@ -208,7 +208,7 @@ def test_clones_cli_finds_the_known_pairs_like_the_pair_model(tmp_path):
     folder = exported_student("pair", "mean", "interaction")
     pairs = test_pairs(40, seed=3)
     write_java_project(tmp_path / "project", pairs)
-    result = clones(folder, tmp_path / "project", output=tmp_path / "clones.json", show=3)
+    result = clones(folder, tmp_path / "project", output=tmp_path / "clones.json", per_function=None, show=3)
     assert json.loads((tmp_path / "clones.json").read_text())["functions"] == result["functions"]
     assert result["skipped"] == [] and result["index_update"]["embedded"] > 0
     scores = cli_scores(result, tmp_path / "project", pairs)
@@ -225,7 +225,9 @@ def test_clones_cli_finds_the_known_pairs_like_the_pair_model(tmp_path):
             assert scores[(a, b)] == 0.0
         agree += (mean >= 0.5) == (f.label == 1)
     assert agree >= 0.8 * len(pairs)  # the symmetric score mostly agrees with the one-order prediction
-    again = clones(folder, tmp_path / "project", show=0)
+    again = clones(folder, tmp_path / "project", per_function=None, show=0)
+    bounded = clones(folder, tmp_path / "project", per_function=1, show=0)
+    assert 0 < len(bounded["pairs"]) <= again["functions"] <= len(again["pairs"])
     assert again["index_update"]["embedded"] == 0 and again["index_update"]["reused"] > 0
     assert len(again["pairs"]) == len(result["pairs"])
 
@@ -274,7 +276,7 @@ def test_clones_cli_finds_known_pairs_with_the_students_accuracy(tmp_path):
     pairs = test_pairs(200, seed=5)
     project = tmp_path / "project"
     write_java_project(project, pairs)
-    result = clones(folder, project, threshold=0.5, output=tmp_path / "clones.json", show=5)
+    result = clones(folder, project, threshold=0.5, per_function=None, output=tmp_path / "clones.json", show=5)
     scores = cli_scores(result, project, pairs)
     labels = np.array([label for _, _, label in pairs])
     cli = np.array([scores[(a, b)] >= 0.5 for a, b, _ in pairs])
@@ -306,3 +308,34 @@ def test_top_k_equals_a_full_stable_sort():
         top_k, threshold = int(rng.integers(1, 60)), float(rng.choice([0.0, 0.3]))
         full = [int(i) for i in np.argsort(-scores, kind="stable")[:top_k] if scores[i] >= threshold]
         assert [m.function for m in Scored(scores).search_vector(None, top_k, threshold)] == full
+
+
+def test_pairs_keep_each_functions_best_partners():
+    """``pairs(per_function=k)`` keeps exactly the pairs among some function's k best (ties: the earlier
+    function), and ``per_function=None`` every pair above the threshold; checked on made-up scores."""
+
+    class TableHead:  # row i's vector is [i]; the score of (i, j) is table[i, j]
+        def __init__(self, table):
+            self.table = table
+
+        def probabilities(self, query, vectors, prepared=None, query_first=True):
+            i, js = int(query[0]), vectors[:, 0].astype(int)
+            return self.table[i, js] if query_first else self.table[js, i]
+
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        n, k, threshold = int(rng.integers(1, 25)), int(rng.integers(1, 6)), float(rng.choice([0.0, 0.4]))
+        table = rng.integers(0, 6, (n, n)) / 5.0
+        index = object.__new__(CloneIndex)
+        index.head, index.hashes = TableHead(table), [str(r) for r in range(n)]
+        index.vectors, index._prepared = np.arange(n, dtype=np.float32)[:, None], np.zeros((2, n, 1), np.float32)
+        index.entries = [IndexedFunction(f"f{r}", "f", "java", 1, 1, str(r)) for r in range(n)]
+        index._entry_rows = np.arange(n)
+        mean = (table + table.T) / 2
+        best = set()
+        for r in range(n):
+            for _, j in sorted((-mean[r, j], j) for j in range(n) if j != r and mean[r, j] >= threshold)[:k]:
+                best.add((f"f{min(r, j)}", f"f{max(r, j)}"))
+        assert {(p.first.path, p.second.path) for p in index.pairs(threshold, k)} == best
+        every = {(f"f{a}", f"f{b}") for a in range(n) for b in range(a + 1, n) if mean[a, b] >= threshold}
+        assert {(p.first.path, p.second.path) for p in index.pairs(threshold, None)} == every

@@ -44,7 +44,8 @@ def open_index(folder: Path, model: CloneModel, console: Console) -> CloneIndex:
 
 def clones(model: Path, project: Path, index: Path | None = None, output: Path | None = None,
            threshold: float = 0.5, languages: list[Literal["java", "c"]] | None = None,
-           precision: Literal["fp32", "int8"] = "fp32", threads: int | None = None, show: int = 20) -> dict[str, Any]:
+           per_function: int | None = 10, precision: Literal["fp32", "int8"] = "fp32", threads: int | None = None,
+           show: int = 20) -> dict[str, Any]:
     """Find clone pairs among the Java and C functions of a project with an exported pair student.
 
     Args:
@@ -54,6 +55,8 @@ def clones(model: Path, project: Path, index: Path | None = None, output: Path |
             reused and updated incrementally by content hash.
         output: Write every pair above the threshold, the skipped files and timings as JSON here.
         threshold: Report pairs whose clone probability (mean of both orders) is at least this.
+        per_function: Keep a pair only when it is among the ``per_function`` best of one of its functions
+            (bounds the output of a model that calls many pairs clones); ``null`` keeps every pair.
         languages: Languages to scan (default: java and c).
         precision: Encoder graph: ``fp32`` (scores equal the pair model's) or ``int8``.
         threads: ONNX Runtime intra-op threads (default: all cores).
@@ -94,10 +97,11 @@ def clones(model: Path, project: Path, index: Path | None = None, output: Path |
     started = time.perf_counter()
     with _progress(console) as progress:
         task = progress.add_task("comparing functions", total=len(clone_index.hashes))
-        pairs = clone_index.pairs(threshold, on_row=lambda: progress.advance(task))
+        pairs = clone_index.pairs(threshold, per_function, on_row=lambda: progress.advance(task))
     search_s = time.perf_counter() - started
 
-    table = Table(title=f"{len(pairs)} clone pairs with probability >= {threshold}")
+    bound = f", at most {per_function} best per function" if per_function else ""
+    table = Table(title=f"{len(pairs)} clone pairs with probability >= {threshold}{bound}")
     for column in ("score", "function", "clone"):
         table.add_column(column)
     for pair in pairs[:show]:
@@ -105,6 +109,7 @@ def clones(model: Path, project: Path, index: Path | None = None, output: Path |
     console.print(table)
     result = {
         "model": str(model), "project": str(project), "index": str(index_dir), "threshold": threshold,
+        "per_function": per_function,
         "precision": precision, "files": scan.files, "functions": len(scan.functions),
         "skipped": [asdict(s) for s in scan.skipped],
         "index_update": asdict(stats),

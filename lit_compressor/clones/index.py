@@ -141,36 +141,69 @@ class CloneIndex:
         order = candidates[np.argsort(-scores[candidates], kind="stable")][:top_k]
         return [Match(self.entries[i], float(scores[i])) for i in order if scores[i] >= threshold]
 
-    def pairs(self, threshold: float = 0.5, on_row: Callable[[], None] | None = None) -> list[ClonePair]:
-        """Every pair of indexed functions whose clone probability (mean of both orders) is >= ``threshold``.
+    def pairs(self, threshold: float = 0.5, per_function: int | None = 10,
+              on_row: Callable[[], None] | None = None) -> list[ClonePair]:
+        """Pairs of indexed functions whose clone probability (the mean of both orders) is >= ``threshold``.
 
-        Costs one head evaluation per ordered pair of distinct rows; memory stays ``O(rows)``.
+        With ``per_function``, a pair is kept only when it is among the ``per_function`` best of one of
+        its two functions, so the result stays ``O(functions * per_function)`` however many pairs an
+        eager model calls clones; ``None`` keeps every pair. Identical functions (one row) always pair
+        up. Costs one head evaluation per ordered pair of distinct rows; memory stays ``O(rows)``.
         """
-        head, rows = self.head, len(self.hashes)
         members: dict[int, list[IndexedFunction]] = {}
         for entry, row in zip(self.entries, self._entry_rows, strict=True):
             members.setdefault(int(row), []).append(entry)
+        rows = len(self.hashes)
+        width = max(1, min(per_function or rows, rows))
+        best = np.full((rows, width), -np.inf)  # each row's best partners so far (per_function only)
+        partner = np.full((rows, width), -1, dtype=np.int64)
+        scores: dict[tuple[int, int], tuple[float, float]] = {}  # (i, j), i < j -> both orders' scores
         found: list[ClonePair] = []
         for i in range(rows):
-            query = self.vectors[i]
-            same = members.get(i, [])
+            query, same = self.vectors[i], members.get(i, [])
             if len(same) > 1:  # identical functions
-                score = float(head.probabilities(query, query[None])[0])
+                score = float(self.head.probabilities(query, query[None])[0])
                 if score >= threshold:
-                    found += [ClonePair(a, b, score, (score, score))
-                              for k, a in enumerate(same) for b in same[k + 1:]]
+                    found += [ClonePair(a, b, score, (score, score)) for k, a in enumerate(same) for b in same[k + 1:]]
             rest = slice(i + 1, rows)
-            forward = head.probabilities(query, self.vectors[rest], self._prepared[:, rest], query_first=True)
-            backward = head.probabilities(query, self.vectors[rest], self._prepared[:, rest], query_first=False)
+            forward = self.head.probabilities(query, self.vectors[rest], self._prepared[:, rest], query_first=True)
+            backward = self.head.probabilities(query, self.vectors[rest], self._prepared[:, rest], query_first=False)
             mean = (forward + backward) / 2
-            for j in np.nonzero(mean >= threshold)[0]:
-                for a in same:
-                    for b in members.get(i + 1 + int(j), []):
-                        found.append(ClonePair(a, b, float(mean[j]), (float(forward[j]), float(backward[j]))))
+            hits = np.nonzero(mean >= threshold)[0]
+            if per_function is None:
+                scores.update({(i, i + 1 + int(j)): (float(forward[j]), float(backward[j])) for j in hits})
+            else:
+                self._offer(best, partner, i, hits, mean, forward, backward, scores)
             if on_row is not None:
                 on_row()
-        found.sort(key=lambda pair: (-pair.score, pair.first.path, pair.first.start_line))
+        chosen = scores if per_function is None else {
+            (min(i, int(j)), max(i, int(j))) for i in range(rows) for j in partner[i] if j >= 0}
+        for i, j in chosen:
+            forward, backward = scores[(i, j)]
+            found += [ClonePair(a, b, (forward + backward) / 2, (forward, backward))
+                      for a in members.get(i, []) for b in members.get(j, [])]
+        found.sort(key=lambda pair: (-pair.score, pair.first.path, pair.first.start_line, pair.second.path))
         return found
+
+    @staticmethod
+    def _offer(best: np.ndarray, partner: np.ndarray, i: int, above: np.ndarray, mean: np.ndarray,
+               forward: np.ndarray, backward: np.ndarray, scores: dict[tuple[int, int], tuple[float, float]]) -> None:
+        """Row ``i``'s pairs with the rows after it (``above``: their offsets at or above the threshold)
+        enter row ``i``'s best list, and each other row's list where they beat its worst entry."""
+        width = best.shape[1]
+        mine = above[np.lexsort((above, -mean[above]))[:width]]  # best first; of equal scores the earlier row
+        candidates = np.concatenate([best[i], mean[mine]])
+        partners = np.concatenate([partner[i], i + 1 + mine])
+        top = np.lexsort((partners, -candidates))[:width]
+        best[i], partner[i] = candidates[top], partners[top]
+        lists, owners = best[i + 1 + above], partner[i + 1 + above]
+        # each list's worst entry: the lowest score, and of equal scores the latest partner (ties keep the earlier)
+        worst = np.where(lists == lists.min(axis=1, keepdims=True), owners, np.iinfo(np.int64).min).argmax(axis=1)
+        beats = mean[above] > lists[np.arange(len(above)), worst]
+        for j, slot in zip(above[beats], worst[beats], strict=True):
+            best[i + 1 + j, slot], partner[i + 1 + j, slot] = mean[j], i
+        for j in np.union1d(mine, above[beats]):
+            scores[(i, i + 1 + int(j))] = (float(forward[j]), float(backward[j]))
 
     def save(self, folder: str | Path) -> Path:
         """Write ``index.json`` and ``vectors.f32`` (each replaced atomically)."""
