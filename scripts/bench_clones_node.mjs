@@ -47,18 +47,23 @@ await CloneIndex.load(job.node_index, model);
 result.load_ms = performance.now() - started;
 const query = [];
 const head = [];
+const cpu = [];
 for (const code of job.queries.slice(0, 3)) await index.search(code, 10); // warm-up
 for (const code of job.queries) {
   started = performance.now();
+  const cpuStarted = process.cpuUsage();
   const vector = await model.embed(code);
   const embedded = performance.now();
   await index.searchVector(vector, 10);
   const done = performance.now();
+  const used = process.cpuUsage(cpuStarted); // every thread of the process (ONNX Runtime runs on a worker)
+  cpu.push((used.user + used.system) / 1000);
   query.push(done - started);
   head.push(done - embedded);
 }
 result.query = summary(query);
 result.head = summary(head);
+result.query_cpu = summary(cpu);
 // VmHWM: this process's peak resident memory (maxRSS would count the forking Python parent's)
 const hwm = existsSync("/proc/self/status") ? /VmHWM:\s+(\d+)/.exec(readFileSync("/proc/self/status", "utf8")) : null;
 result.peak_rss_mb = (hwm ? Number(hwm[1]) : process.resourceUsage().maxRSS) / 1024;
