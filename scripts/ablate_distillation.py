@@ -96,6 +96,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--augment-ratio", type=int, default=1, help="augmented pairs per epoch / unlabelled pairs")
+    parser.add_argument("--functions-from", nargs="+", default=["unlabelled"], choices=["unlabelled", "labelled"],
+                        help="the splits whose functions the function cache holds")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--output", type=Path, default=Path("runs/ablation"))
     args = parser.parse_args()
@@ -109,7 +111,8 @@ def main() -> None:
     config = read_yaml(args.config, "compress")
     task, args.block_size = TaskData(**config["task"]), config.get("block_size", 128)
     args.output.mkdir(parents=True, exist_ok=True)
-    soft_labels = label(args.teacher, args.output / "soft_labels.safetensors", task, args.block_size)
+    soft_labels = label(args.teacher, args.output / "soft_labels.safetensors", task, args.block_size,
+                        functions_from=args.functions_from)
     architecture = args.architecture
     if architecture is None:
         from lit_compressor.search.command import with_teacher_head
