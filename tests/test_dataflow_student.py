@@ -27,7 +27,7 @@ from lit_compressor.graphcodebert.student import DataFlow, DataFlowInputs, dataf
 from lit_compressor.inference import TinyClassifier
 from lit_compressor.label import label
 from lit_compressor.modules.bilstm import BiLSTMModule
-from lit_compressor.modules.distillation import DistillationModule, Representation
+from lit_compressor.modules.distillation import DistillationModule, HiddenStates, Representation
 from lit_compressor.modules.labelling import TeacherPredictor
 from lit_compressor.modules.teacher import TeacherModule
 from lit_compressor.search.architecture import StudentArchitecture
@@ -216,9 +216,10 @@ def test_search_prices_the_teachers_inputs_and_distillation_checks_them(teacher_
 
 
 def test_online_targets_read_the_teachers_data_flow(teacher_folder, soft_labels, tmp_path):
-    """An online data-flow teacher gets its own inputs: its logits are the soft labels it wrote."""
+    """An online data-flow teacher gets its own inputs: its logits are the soft labels it wrote, and its layer
+    states (token means over code positions) are what hidden-state matching reads."""
     module = DistillationModule(TINY, targets="online", teacher=str(teacher_folder), block_size=BLOCK,
-                                tokenizer_cache=str(tmp_path / "tok"))
+                                hidden_states=HiddenStates(weight=1.0), tokenizer_cache=str(tmp_path / "tok"))
     assert module.dataflow is not None  # the folder says data flow
     trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False)
     data = CodeDataModule(TASK, batch_size=8, block_size=BLOCK)
@@ -228,8 +229,13 @@ def test_online_targets_read_the_teachers_data_flow(teacher_folder, soft_labels,
     assert isinstance(module.teacher_encoder, GraphCodeEncoder)
     examples = TASK.read("unlabelled")[:4]
 
-    torch.testing.assert_close(module.teacher_logits(module.collate(examples)),
-                               load_soft_labels(soft_labels).logits[:4], rtol=1e-4, atol=1e-4)
+    batch = module.collate(examples)
+    torch.testing.assert_close(module.teacher_logits(batch), load_soft_labels(soft_labels).logits[:4], rtol=1e-4,
+                               atol=1e-4)
+    assert batch["teacher_attention_mask"].dim() == 4 and "teacher_position_ids" in batch
+    _, terms = module._feature_losses(batch)
+    weight, value = terms["hidden_states"]
+    assert weight == 1.0 and value.item() > 0 and module.layer_map() == [1, 2]  # 2 student over 2 teacher layers
 
 
 def test_representation_and_function_batches_train_a_data_flow_student(soft_labels, tmp_path):
@@ -270,7 +276,8 @@ def test_compress_graphcodebert_config_runs_teacher_to_benchmark(tiny_roberta, t
                     "trainer": {"max_epochs": 1}},
         "search": {"config": shipped["search"], "target_mb": 0.3, "generations": 10, "restarts": 1,
                    "space": {"vocab_size": {"choices": [1000]}}},
-        "student": {"data": {"batch_size": 16}, "trainer": {"max_epochs": 1}},
+        "student": {"data": {"batch_size": 16}, "trainer": {"max_epochs": 1},
+                    "model": {"init_args": {"dataflow": {"cache_dir": str(tmp_path / "graphs")}}}},
         "export": {"samples": 8}, "benchmark": {"samples": 2}})
     path = tmp_path / "compress.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -282,6 +289,7 @@ def test_compress_graphcodebert_config_runs_teacher_to_benchmark(tiny_roberta, t
     assert priced["inputs"] == "dataflow" and priced["params"] == report["student"]["params"]
     student = json.loads((run / "student/config.json").read_text())["lit_compressor"]
     assert (student["kind"], student["flow_length"], student["block_size"]) == ("graphcodebert", FLOW, BLOCK)
+    assert list((tmp_path / "graphs").glob("dataflow-java-*.json"))  # the student's graph cache
     exported = json.loads((run / "export/export.json").read_text())
     assert exported["inputs"] == "dataflow" and max(exported["onnx_max_abs_diff"].values()) < 1e-4
     assert (run / "export/model.int8.onnx").is_file() and sum(report["student"]["prediction_counts"]) == 16
