@@ -168,6 +168,10 @@ def test_student_reads_data_flow_through_its_own_bpe(student):
     assert {k: config[k] for k in ("kind", "inputs", "language", "flow_length", "block_size")} == {
         "kind": "graphcodebert", "inputs": "dataflow", "language": "java", "flow_length": FLOW, "block_size": BLOCK}
     assert config["layout_rules"]["tokens_alone"] is False  # GraphCodeBERT's layout, as its teacher's
+    # a checkpoint's hyper-parameters rebuild the same student, whatever the soft-label file says later
+    again = DistillationModule(**{**module.hparams, "soft_labels": None, "targets": "online",
+                                  "teacher": str(folder)})
+    assert again.dataflow.settings() == module.dataflow.settings() and isinstance(again.model, GraphCodeBERTClassifier)
 
 
 def test_tiny_classifier_and_onnx_export_give_the_students_predictions(student, tmp_path):
