@@ -55,7 +55,7 @@ class DataFlowInputs:
     cache_dir: str | None = None
     workers: int = 1
     rules: LayoutRules = GRAPHCODEBERT
-    _graphs: dict[str, DataFlowGraph] = field(default_factory=dict, repr=False)
+    _graphs: dict[str, DataFlowGraph] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 1 <= self.flow_length <= self.block_size - MIN_CODE_POSITIONS:
