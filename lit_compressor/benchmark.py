@@ -153,6 +153,12 @@ def load_teacher(teacher: str, num_inputs: int, block_size: int, task: TaskData,
         tokenizer = proxy_tokenizer(corpus(task, examples), cache_dir)
         size = 4 * sum(p.numel() for p in model.parameters())
         note = "fp32 weights (computed: random CodeBERT-shaped model, not on disk)"
+    elif Path(teacher).is_dir() and read_metadata(teacher).get("kind") == "graphcodebert":  # data-flow inputs
+        from lit_compressor.graphcodebert.runtime import load_graph_runtime
+
+        runner, graph_encoder, model = load_graph_runtime(teacher, "pytorch", cache_size=0)
+        return System("teacher (pytorch)", runner, graph_encoder, model, weights_size(Path(teacher)),
+                      "weight files on disk")
     elif Path(teacher).is_dir() and read_metadata(teacher):
         model, tokenizer, metadata = load_classifier(teacher)
         block_size = int(metadata.get("block_size", block_size))

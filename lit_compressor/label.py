@@ -61,7 +61,8 @@ def label(teacher: str | None = None, output: Path = Path("runs/soft_labels.safe
     if not force and is_current(output, teacher_hash, data_hash, **settings):
         print(f"soft labels are current: {output}")
         return output
-    head = {k: str(v) for k, v in teacher_head(teacher).items() if k in ("family", "pooling", "pair_head")}
+    head = {k: str(v) for k, v in teacher_head(teacher).items()
+            if k in ("family", "pooling", "pair_head", "inputs", "language", "flow_length")}
     functions = unique_functions(examples + extra)
     writer = SoftLabelWriter(output, examples, functions, metadata={
         "teacher": teacher_hash, "data": data_hash, "teacher_path": str(teacher), **settings, **head})

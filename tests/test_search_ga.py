@@ -67,7 +67,7 @@ def test_same_seed_same_result_and_outputs(tmp_path):
                             "vocab_size"]
     assert StudentArchitecture(**loaded) == first.architecture
     assert priced == {"family": "roberta", "pair_head": "concat", "num_inputs": 1, "num_labels": 2, "block_size": 400,
-                      "max_positions": 402, "params": first.cost.params}
+                      "max_positions": 402, "inputs": "plain", "params": first.cost.params}
     report = json.loads((tmp_path / "a" / "report.json").read_text())
     assert report["seed"] == 7 and len(report["population"]) == 50
     assert {"params", "size_mb", "gflops", "fitness"} <= report["best"].keys()

@@ -16,10 +16,13 @@ from transformers import PreTrainedTokenizerBase
 
 from lit_compressor.errors import UserError
 from lit_compressor.graphcodebert.inputs import GraphCodeEncoder, LayoutRules
-from lit_compressor.graphcodebert.model import GraphCodeBERTClassifier, build_graphcodebert_classifier
+from lit_compressor.graphcodebert.model import GraphCodeBERTClassifier, as_graph_classifier
+from lit_compressor.models.classifier import CodeClassifier
 from lit_compressor.models.hf_folder import load_classifier
+from lit_compressor.search.architecture import DATAFLOW_KIND
+from lit_compressor.tokenization import CodeEncoder
 
-GRAPH_KIND = "graphcodebert"
+GRAPH_KIND = DATAFLOW_KIND  # "graphcodebert"
 DEFAULT_FLOW_LENGTH = 64  # TeacherModule's default
 DEFAULT_BLOCK_SIZE = 512
 
@@ -36,10 +39,11 @@ def is_graph_folder(metadata: dict[str, Any]) -> bool:
 
 
 def graph_encoder(tokenizer: PreTrainedTokenizerBase, metadata: dict[str, Any], cache_dir: str | Path | None = None,
-                  workers: int = 1, cache_size: int = 200_000) -> GraphCodeEncoder:
-    """The input builder a data-flow folder was trained with."""
+                  workers: int = 1, cache_size: int = 200_000, block_size: int | None = None) -> GraphCodeEncoder:
+    """The input builder a data-flow folder was trained with (``block_size``: code + flow positions, default
+    the folder's own)."""
     flow = int(metadata.get("flow_length", DEFAULT_FLOW_LENGTH))
-    block = int(metadata.get("block_size", DEFAULT_BLOCK_SIZE))
+    block = int(block_size or metadata.get("block_size", DEFAULT_BLOCK_SIZE))
     return GraphCodeEncoder(tokenizer, code_length=block - flow, flow_length=flow,
                             language=metadata.get("language", "java"), cache_dir=cache_dir, workers=workers,
                             cache_size=cache_size, rules=LayoutRules.from_dict(metadata.get("layout_rules")))
@@ -52,6 +56,13 @@ def load_graph_classifier(folder: str | Path) -> tuple[GraphCodeBERTClassifier, 
     if not is_graph_folder(metadata):
         raise UserError("not a data-flow model folder (config.json's lit_compressor block has no "
                         f"`kind: {GRAPH_KIND}`).", folder, "Load it as a plain classifier.")
-    graph = build_graphcodebert_classifier(model.encoder, model.num_inputs, model.num_labels)
-    graph.load_state_dict(model.state_dict())
-    return graph.eval(), tokenizer, metadata
+    return as_graph_classifier(model).eval(), tokenizer, metadata
+
+
+def load_with_inputs(folder: str | Path, block_size: int) -> tuple[CodeClassifier, CodeEncoder | GraphCodeEncoder]:
+    """A classifier folder (eval mode) and the input builder it reads, for ``block_size`` positions: a data-flow
+    folder's GraphCodeBERT inputs, any other folder's code tokens (e.g. an online distillation teacher)."""
+    model, tokenizer, metadata = load_classifier(folder)
+    if is_graph_folder(metadata):
+        return as_graph_classifier(model).eval(), graph_encoder(tokenizer, metadata, block_size=block_size)
+    return model, CodeEncoder(tokenizer, block_size)

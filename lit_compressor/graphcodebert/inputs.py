@@ -11,7 +11,7 @@ used by our teachers) and the Compressor research code's, whose released student
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -194,6 +194,10 @@ class GraphCodeEncoder:
         """Extract the graphs of every function of ``examples`` now (``workers`` processes, ``cache_dir``)."""
         codes = [self.source(code) for example in examples for code in example.codes]
         self._graphs.update(precompute_dataflow(codes, self.language, self.cache_dir, self.workers))
+
+    def add_graphs(self, graphs: Mapping[str, DataFlowGraph]) -> None:
+        """Graphs extracted elsewhere, keyed like :func:`precompute_dataflow` keys them (of :meth:`source` texts)."""
+        self._graphs.update(graphs)
 
     def source(self, code: str) -> str:
         """The text that is parsed: the code itself, or its whitespace-collapsed form (see ``rules``)."""

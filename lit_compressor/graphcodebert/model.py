@@ -14,7 +14,9 @@ MASKED = -1e4
 class GraphCodeBERTClassifier(CodeClassifier):
     """A RoBERTa-layout encoder fed GraphCodeBERT inputs, with :class:`CodeClassifier`'s single / pair head.
 
-    Takes the batches of :class:`~lit_compressor.graphcodebert.inputs.GraphCodeEncoder`.
+    Takes the batches of :class:`~lit_compressor.graphcodebert.inputs.GraphCodeEncoder`. ``pooling:
+    first`` reads the ``<s>`` vector (GraphCodeBERT, Compressor); ``mean`` the mean over the code
+    sub-words (``<s>`` and ``</s>`` included, data-flow nodes left out), as a plain model's mean pooling.
     """
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -27,9 +29,10 @@ class GraphCodeBERTClassifier(CodeClassifier):
         weights = node_to_token / (node_to_token.sum(-1, keepdim=True) + 1e-10)
         return torch.where(nodes[:, :, None], torch.bmm(weights, embeddings), embeddings)
 
-    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                 position_ids: torch.Tensor) -> torch.Tensor:
-        """``[B, n, L]`` inputs and ``[B, n, L, L]`` mask -> ``[B, n * H]`` first-token vectors."""
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
+               output_hidden_states: bool = False):
+        """``[B, n, L]`` inputs and ``[B, n, L, L]`` mask -> the encoder's output for the ``B * n`` functions,
+        and the ``[B * n, L]`` mask of their code positions (what ``pool`` and token means read)."""
         batch, n, length = input_ids.shape
         input_ids = input_ids.reshape(batch * n, length)
         position_ids = position_ids.reshape(batch * n, length)
@@ -38,9 +41,15 @@ class GraphCodeBERTClassifier(CodeClassifier):
         # A ready 4-D additive mask is used as is by every attention implementation. -1e4 (not finfo.min)
         # stays finite when autocast moves it to fp16/bf16, so fully masked padding rows cannot turn into NaN.
         additive = (~mask)[:, None].to(embeddings.dtype) * MASKED
-        output = self.encoder(inputs_embeds=embeddings, attention_mask=additive, position_ids=position_ids)
-        hidden = output.last_hidden_state[:, 0]
-        return hidden.reshape(batch, n * hidden.shape[-1])
+        output = self.encoder(inputs_embeds=embeddings, attention_mask=additive, position_ids=position_ids,
+                              output_hidden_states=output_hidden_states)
+        return output, position_ids.ge(FIRST_TOKEN_POSITION).long()
+
+    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                 position_ids: torch.Tensor) -> torch.Tensor:
+        """``[B, n, L]`` inputs and ``[B, n, L, L]`` mask -> ``[B, n * H]`` pooled vectors."""
+        output, mask = self.encode(input_ids, attention_mask, position_ids)
+        return self.pool(output.last_hidden_state, mask).reshape(input_ids.shape[0], -1)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 position_ids: torch.Tensor) -> torch.Tensor:
@@ -50,7 +59,18 @@ class GraphCodeBERTClassifier(CodeClassifier):
         return self.head(self.features(input_ids, attention_mask, position_ids))
 
 
-def build_graphcodebert_classifier(encoder: PreTrainedModel, num_inputs: int = 1,
-                                   num_labels: int = 2) -> GraphCodeBERTClassifier:
+def build_graphcodebert_classifier(encoder: PreTrainedModel, num_inputs: int = 1, num_labels: int = 2,
+                                   pooling: str = "first", pair_head: str = "concat",
+                                   dropout: float | None = None) -> GraphCodeBERTClassifier:
     """A GraphCodeBERT classifier around a RoBERTa-layout encoder (e.g. ``microsoft/graphcodebert-base``)."""
-    return GraphCodeBERTClassifier(encoder, num_inputs=num_inputs, num_labels=num_labels)
+    return GraphCodeBERTClassifier(encoder, num_inputs=num_inputs, num_labels=num_labels, dropout=dropout,
+                                   pooling=pooling, pair_head=pair_head)
+
+
+def as_graph_classifier(model: CodeClassifier) -> GraphCodeBERTClassifier:
+    """The same encoder and head (shared, not copied) fed data-flow inputs."""
+    graph = GraphCodeBERTClassifier(model.encoder, num_inputs=model.num_inputs, num_labels=model.num_labels,
+                                    dropout=model.classifier.dropout.p, pooling=model.pooling,
+                                    pair_head=model.pair_head)
+    graph.classifier = model.classifier
+    return graph

@@ -104,7 +104,8 @@ class BiLSTMModule(DistillationModule):
         super().__init__(targets=targets, soft_labels=soft_labels, teacher=teacher, temperature=temperature,
                          alpha=alpha, tokenizer_cache=tokenizer_cache, dropout=dropout, num_inputs=num_inputs,
                          num_labels=num_labels, positive_label=positive_label, block_size=block_size, lr=lr,
-                         weight_decay=weight_decay, warmup_ratio=warmup_ratio, output_dir=output_dir)
+                         weight_decay=weight_decay, warmup_ratio=warmup_ratio, output_dir=output_dir,
+                         inputs="plain")  # a BiLSTM reads code sub-words, whatever its teacher reads
 
     def build_model(self, dropout: float) -> BiLSTMClassifier:
         return BiLSTMClassifier(self.shape, self.num_inputs, self.num_labels, dropout)

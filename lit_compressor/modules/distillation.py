@@ -12,8 +12,10 @@ import torch
 from lit_compressor.augmentation import Augmentation, EpochFunctions, EpochPairs, FunctionGroup, all_pairs
 from lit_compressor.data.readers import Example
 from lit_compressor.errors import UserError
+from lit_compressor.graphcodebert.folder import load_with_inputs
+from lit_compressor.graphcodebert.inputs import GraphCodeEncoder
+from lit_compressor.graphcodebert.student import DataFlow, dataflow_inputs
 from lit_compressor.losses import masked_mean, mixed_loss, representation_loss
-from lit_compressor.models.hf_folder import load_classifier
 from lit_compressor.models.student import build_student
 from lit_compressor.modules.base import ClassifierModule, model_inputs
 from lit_compressor.search.architecture import (
@@ -53,9 +55,11 @@ class DistillationModule(ClassifierModule):
     """Holds the student and what it learns from: the teacher's cached outputs, or the frozen teacher.
 
     ``targets: cached`` (default, the fast path) reads the teacher's logits from ``soft_labels``;
-    ``targets: online`` runs the frozen ``teacher`` folder on each batch. ``family``, ``pooling`` and
-    ``pair_head`` default to the teacher's (recorded in the soft-label file, or read from the teacher
-    folder): the student's head reads the same kind of vector. ``architecture`` is the genes, or the
+    ``targets: online`` runs the frozen ``teacher`` folder on each batch. ``family``, ``pooling``,
+    ``pair_head`` and ``inputs`` default to the teacher's (recorded in the soft-label file, or read from the
+    teacher folder): the student's head reads the same kind of vector, and a GraphCodeBERT teacher's student
+    reads data flow too (``inputs: dataflow``, settings in ``dataflow``; see
+    :mod:`lit_compressor.graphcodebert.student`). ``architecture`` is the genes, or the
     path of an ``architecture.yaml``; when the search wrote it, the module built must cost what the
     search priced (else a clear error says which setting differs).
 
@@ -83,6 +87,7 @@ class DistillationModule(ClassifierModule):
                  tokenizer_cache: str = "runs/cache/tokenizers", dropout: float = 0.1,
                  pooling: Literal["first", "mean"] | None = None,
                  pair_head: Literal["concat", "interaction"] | None = None,
+                 inputs: Literal["plain", "dataflow"] | None = None, dataflow: DataFlow | None = None,
                  num_inputs: int = 2, num_labels: int = 2,
                  positive_label: int = 1, block_size: int = 400,
                  lr: float = 1e-3, weight_decay: float = 0.01, warmup_ratio: float = 0.05,
@@ -116,23 +121,26 @@ class DistillationModule(ClassifierModule):
         family = family or head.get("family", "roberta")
         pooling = pooling or head.get("pooling", "first")
         pair_head = pair_head or head.get("pair_head", "concat")
+        self.dataflow = dataflow_inputs(inputs, dataflow, head, block_size)  # None: a plain student
+        inputs = "plain" if self.dataflow is None else "dataflow"
         # plain, resolved values only, so checkpoints load with torch.load(weights_only=True) and alone
-        self.save_hyperparameters(ignore=["architecture", "representation", "hidden_states", "augment"])
+        self.save_hyperparameters(ignore=["architecture", "representation", "hidden_states", "augment", "dataflow"])
         self.hparams.update(architecture=architecture.to_dict(), family=family, pooling=pooling, pair_head=pair_head,
                             representation=asdict(self.representation), hidden_states=asdict(self.hidden_states),
-                            augment=asdict(self.augment))
+                            augment=asdict(self.augment), inputs=inputs,
+                            dataflow=self.dataflow.settings() if self.dataflow else None)
         self.architecture, self.family, self.targets = architecture, family, targets
         self.pooling, self.pair_head = pooling, pair_head
         self.temperature, self.alpha = temperature, alpha
         self.soft_labels_path, self.teacher_path, self.tokenizer_cache = soft_labels, teacher, tokenizer_cache
         self.model = self.build_model(dropout)
         check_priced(priced, self.model, family=family, pair_head=pair_head, num_inputs=num_inputs,
-                     num_labels=num_labels, block_size=block_size)
+                     num_labels=num_labels, block_size=block_size, inputs=inputs)
         # training-only projections (student width -> teacher width): never part of self.model
         self.projection = self._projection(head.get("teacher_hidden")) if self.representation.weight > 0 else None
         self.layer_projections: torch.nn.ModuleList | None = None
         self.teacher = None
-        self.teacher_encoder: CodeEncoder | None = None
+        self.teacher_encoder: CodeEncoder | GraphCodeEncoder | None = None
         self.tokenizer = None
         self._labels: SoftLabels | None = None
         self._rows: dict[str, int] = {}
@@ -143,6 +151,9 @@ class DistillationModule(ClassifierModule):
 
     def build_model(self, dropout: float) -> torch.nn.Module:
         """The student (subclasses build other kinds, e.g. a BiLSTM, on the same distillation)."""
+        if self.dataflow is not None:
+            return self.dataflow.build(self.architecture, self.num_inputs, self.family, self.block_size + 2,
+                                       self.num_labels, dropout, self.pooling, self.pair_head)
         return build_student(self.architecture, self.num_inputs, self.family, self.block_size + 2, self.num_labels,
                              dropout, self.pooling, self.pair_head)
 
@@ -161,7 +172,14 @@ class DistillationModule(ClassifierModule):
     # --- set-up ---------------------------------------------------------------------------------
     def _corpus(self) -> list[str]:
         examples = self.trainer.datamodule.split("unlabelled")
-        return list(dict.fromkeys(code for example in examples for code in example.codes))
+        codes = list(dict.fromkeys(code for example in examples for code in example.codes))
+        return self.dataflow.corpus(codes) if self.dataflow is not None else codes
+
+    @property
+    def code_encoder(self):
+        if self._code_encoder is None and self.dataflow is not None:
+            self._code_encoder = self.dataflow.encoder(self.tokenizer)
+        return super().code_encoder
 
     def prepare_data(self) -> None:
         train_student_tokenizer(self._corpus(), self.vocab_size, self.tokenizer_cache)
@@ -174,9 +192,8 @@ class DistillationModule(ClassifierModule):
         if self.targets == "cached" and self._labels is None:
             self._load_soft_labels(self.trainer.datamodule.split("unlabelled"))
         if self.teacher_path and self.teacher is None and (self.targets == "online" or self.hidden_states.weight > 0):
-            teacher, tokenizer, _ = load_classifier(self.teacher_path)
+            teacher, self.teacher_encoder = load_with_inputs(self.teacher_path, self.block_size)
             self.teacher = teacher.eval().requires_grad_(False)
-            self.teacher_encoder = CodeEncoder(tokenizer, self.block_size)
             if self.hidden_states.weight > 0 and self.layer_projections is None:
                 self.layer_projections = torch.nn.ModuleList(
                     torch.nn.Linear(self.model.config.hidden_size, teacher.config.hidden_size)
@@ -322,7 +339,8 @@ class DistillationModule(ClassifierModule):
             del state[key]
 
     def export_metadata(self) -> dict:
-        return {**super().export_metadata(), "architecture": self.architecture.to_dict(), "family": self.family}
+        return {**super().export_metadata(), "architecture": self.architecture.to_dict(), "family": self.family,
+                **(self.dataflow.metadata() if self.dataflow is not None else {})}
 
 
 def settings(kind: type, value):
@@ -331,28 +349,30 @@ def settings(kind: type, value):
 
 
 def teacher_settings(soft_labels: str | None, teacher: str | None) -> dict:
-    """The teacher's family, pooling, pair head (and cached vectors' width): from the soft-label file's
-    record, else its folder."""
+    """The teacher's family, pooling, pair head, inputs (and cached vectors' width): from the soft-label
+    file's record, else its folder."""
     if soft_labels and Path(soft_labels).is_file():
         from lit_compressor.soft_labels import read_metadata
 
         metadata = read_metadata(soft_labels)
         if "pooling" in metadata:
-            return {k: metadata[k] for k in ("family", "pooling", "pair_head", "teacher_hidden") if k in metadata}
+            return {k: metadata[k] for k in ("family", "pooling", "pair_head", "teacher_hidden", "inputs", "language",
+                                             "flow_length") if k in metadata}
     if teacher and (Path(teacher) / "config.json").is_file():
         return teacher_head(teacher)
     return {}
 
 
 def check_priced(priced: dict, model: torch.nn.Module, **built) -> None:
-    """The built student must have the parameters the search priced; say which setting differs if not."""
+    """The built student must have the parameters the search priced, and read the inputs it priced (data flow
+    changes the FLOPs, not the parameters); say which setting differs if not."""
     if not priced:
         return
     params = sum(p.numel() for p in model.parameters())
-    if params == priced.get("params"):
-        return
     differs = [f"{k}: searched {priced[k]!r}, built {v!r}" for k, v in built.items() if k in priced and priced[k] != v]
-    raise UserError(f"the student has {params:,} parameters but the search priced {priced.get('params'):,} "
+    if params == priced.get("params") and not any(d.startswith("inputs:") for d in differs):
+        return
+    raise UserError(f"the student has {params:,} parameters and the search priced {priced.get('params'):,} "
                     f"({'; '.join(differs) or 'same settings'}).", "model.init_args.architecture",
                     "Search with the student's settings (e.g. `lit-compressor search --teacher TEACHER_FOLDER "
                     "--space.block_size N`), or give the genes without `priced_for`.")

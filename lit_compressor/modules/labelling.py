@@ -55,11 +55,9 @@ class TeacherPredictor(ClassifierModule):
         self.function_vectors = function_vectors
         if metadata.get("kind") == "graphcodebert":
             from lit_compressor.graphcodebert.inputs import GraphCodeEncoder, LayoutRules
-            from lit_compressor.graphcodebert.model import build_graphcodebert_classifier
+            from lit_compressor.graphcodebert.model import as_graph_classifier
 
-            graph = build_graphcodebert_classifier(model.encoder, model.num_inputs, model.num_labels)
-            graph.load_state_dict(model.state_dict())
-            self.model = graph.eval().requires_grad_(False)
+            self.model = as_graph_classifier(model).eval().requires_grad_(False)
             flow = metadata.get("flow_length", 64)
             self._code_encoder = GraphCodeEncoder(tokenizer, code_length=block_size - flow, flow_length=flow,
                                                   language=metadata.get("language", "java"),

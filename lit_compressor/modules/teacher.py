@@ -19,7 +19,7 @@ def build_teacher(model_name_or_path: str, num_inputs: int, num_labels: int, kin
     if kind == "graphcodebert":
         from lit_compressor.graphcodebert.model import build_graphcodebert_classifier
 
-        return build_graphcodebert_classifier(encoder, num_inputs, num_labels), tokenizer
+        return build_graphcodebert_classifier(encoder, num_inputs, num_labels, pooling, pair_head), tokenizer
     return CodeClassifier(encoder, num_inputs=num_inputs, num_labels=num_labels, pooling=pooling,
                           pair_head=pair_head), tokenizer
 

@@ -15,6 +15,8 @@ STUDENT_FAMILIES = ("roberta", "bert")
 POOLINGS = ("first", "mean")
 PAIR_HEADS = ("concat", "interaction")
 PAD_ID = 1  # the student BPE tokenizer's <pad>, as in Compressor
+INPUTS = ("plain", "dataflow")  # code sub-words only, or GraphCodeBERT's data-flow inputs as well
+DATAFLOW_KIND = "graphcodebert"  # config.json's lit_compressor.kind of a folder that reads data flow
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,8 @@ def student_family(model_type: str | None) -> str:
 
 
 def teacher_head(folder: str | Path) -> dict[str, Any]:
-    """What a student copies from a fine-tuned teacher folder: family, pooling, pair head, inputs, labels."""
+    """What a student copies from a fine-tuned teacher folder: family, pooling, pair head, functions per example,
+    labels, and its ``inputs`` (``dataflow`` with ``language`` and ``flow_length`` for a GraphCodeBERT teacher)."""
     import json
 
     path = Path(folder) / "config.json"
@@ -85,6 +88,10 @@ def teacher_head(folder: str | Path) -> dict[str, Any]:
                         "Give the folder a teacher `fit` wrote (its model.init_args.output_dir).")
     config = json.loads(path.read_text())
     meta = config.get("lit_compressor", {})
-    return {"family": student_family(config.get("model_type")), "pooling": meta.get("pooling", "first"),
+    head = {"family": student_family(config.get("model_type")), "pooling": meta.get("pooling", "first"),
             "pair_head": meta.get("pair_head", "concat"), "num_inputs": meta.get("num_inputs", 1),
-            "num_labels": config.get("num_labels", len(config.get("id2label", {})) or 2)}
+            "num_labels": config.get("num_labels", len(config.get("id2label", {})) or 2),
+            "inputs": "dataflow" if meta.get("kind") == DATAFLOW_KIND else "plain"}
+    if head["inputs"] == "dataflow":  # a GraphCodeBERT teacher: its student reads the same data flow
+        head.update({k: meta[k] for k in ("language", "flow_length") if k in meta})
+    return head

@@ -165,14 +165,14 @@ def run_search(space: SearchSpace | None = None, target_mb: float = 3.0, mode: L
 def with_teacher_head(space: SearchSpace, teacher: str) -> SearchSpace:
     head = teacher_head(teacher)
     return replace(space, family=head["family"], pair_head=head["pair_head"], num_inputs=head["num_inputs"],
-                   num_labels=head["num_labels"])
+                   num_labels=head["num_labels"], inputs=space.inputs or head["inputs"])
 
 
 def priced_for(space: SearchSpace, genome: Genome) -> dict:
     """The settings besides the genes that the search's price depends on, and the price in parameters."""
     return {"family": space.family, "pair_head": space.pair_head, "num_inputs": space.num_inputs,
             "num_labels": space.num_labels, "block_size": space.block_size, "max_positions": space.positions,
-            "params": cost(genome, space).params}
+            "inputs": space.inputs or "plain", "params": cost(genome, space).params}
 
 
 def _run_restarts(state: EvolutionState, restarts: int, generations: int, population: int, seed: int,
@@ -236,7 +236,8 @@ def search(space: SearchSpace | None = None, target_mb: float = 3.0, mode: Liter
         output: Folder for architecture.yaml, report.json, search.png and the checkpoint.
         resume: Resume from ``output/checkpoint.json`` when it exists.
         teacher: A fine-tuned teacher folder: the student's family, pair head, inputs and labels are its
-            (they replace the space's), so the search prices the student distillation will build.
+            (they replace the space's; ``space.inputs``, when set, is kept), so the search prices the student
+            distillation will build.
     """
     if teacher is not None:
         space = with_teacher_head(space or SearchSpace(), teacher)

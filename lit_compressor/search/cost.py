@@ -14,7 +14,9 @@ The module is a ``RobertaModel``/``BertModel`` without pooler (``type_vocab_size
   ``2*m*n*k`` per matmul as ``torch.utils.flop_counter.FlopCounterMode`` does: the linear layers, the
   attention's ``QK^T`` and ``AV``; lookups, LayerNorm, softmax and activations count 0. Per layer and
   sequence of S tokens: ``8*S*H^2`` (Q, K, V, output) + ``4*S^2*H`` (QK^T, AV) + ``4*S*H*D`` (FFN).
-  The head reads one vector per example: ``2*nH*H + 2*H*num_labels``. GFLOPs = FLOPs / 1e9.
+  The head reads one vector per example: ``2*nH*H + 2*H*num_labels``. A data-flow student
+  (``inputs: dataflow``, GraphCodeBERT's inputs) also embeds each node as the mean of its code
+  sub-words', one ``[S, S] x [S, H]`` product per sequence: ``2*S^2*H``. GFLOPs = FLOPs / 1e9.
 """
 
 from __future__ import annotations
@@ -66,8 +68,9 @@ def count_flops(genome: Genome, space: SearchSpace, seq_len: int | None = None) 
     layers, hidden, _, inter, _ = genome
     s = space.block_size if seq_len is None else seq_len
     per_layer = 8 * s * hidden * hidden + 4 * s * s * hidden + 4 * s * hidden * inter
+    node_means = 2 * s * s * hidden if space.inputs == "dataflow" else 0
     n, head = space.num_inputs, head_inputs(space.num_inputs, space.pair_head)
-    return n * layers * per_layer + 2 * head * hidden * hidden + 2 * hidden * space.num_labels
+    return n * (layers * per_layer + node_means) + 2 * head * hidden * hidden + 2 * hidden * space.num_labels
 
 
 def cost(genome: Genome, space: SearchSpace, seq_len: int | None = None) -> Cost:

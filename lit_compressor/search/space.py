@@ -67,6 +67,9 @@ class SearchSpace:
     num_labels: int = 2
     pair_head: Literal["concat", "interaction"] = "concat"
     """The pair head's input: ``[u, v]`` (Compressor) or ``[u, v, |u-v|, u*v]``."""
+    inputs: Literal["plain", "dataflow"] | None = None
+    """What the student reads: code sub-words (``plain``) or GraphCodeBERT's data-flow inputs too (``dataflow``,
+    block_size = code + flow positions); None: the teacher's (plain without a teacher)."""
 
     @property
     def positions(self) -> int:
