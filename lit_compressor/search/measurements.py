@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from lit_compressor.errors import UserError
 from lit_compressor.search.cost import cost, size_of
-from lit_compressor.search.latency import LatencyModel, Timing, fit, median
+from lit_compressor.search.latency import FEATURES, LatencyModel, Timing, fit, median
 from lit_compressor.search.predictor import AccuracyPredictor, Scaler
 from lit_compressor.search.space import Genome, SearchSpace
 
@@ -37,6 +37,9 @@ class LatencySettings:
     """Real test inputs timed per genome (the seeded sample ``lit-compressor benchmark`` times)."""
     repeats: int = 3
     """Rounds over the inputs; each input's time is its fastest round."""
+    clock: Literal["wall", "cpu"] = "wall"
+    """``wall``: elapsed time; ``cpu`` (needs ``threads: 1``): the thread's CPU time, what the prediction
+    takes on an idle core, unaffected by other processes."""
     fit_genomes: int = 16
     """Genomes timed to fit the model."""
     check_genomes: int = 5
@@ -128,7 +131,7 @@ def latency_model(space: SearchSpace, settings: LatencySettings, task, tokenizer
     from lit_compressor.measure.latency import Timer
 
     timer = Timer(space, task, settings.runtime, settings.threads, settings.samples, settings.repeats,
-                  settings.cache or default_cache(), tokenizer_cache)
+                  settings.cache or default_cache(), tokenizer_cache, clock=settings.clock)
     grid = vocab_grid(space, settings.vocab_grid)
     rng = random.Random(f"{seed}:latency")
     on_grid = feasible(space, rng, 20 * settings.fit_genomes, accept, "latency genomes", vocab=grid)
@@ -150,10 +153,10 @@ def latency_model(space: SearchSpace, settings: LatencySettings, task, tokenizer
         rows.append({"genome": timing.genome, "measured_p50_ms": measured, "predicted_p50_ms": predicted,
                      "relative_error": (predicted - measured) / measured})
     errors = [abs(r["relative_error"]) for r in rows]
-    report = {"runtime": settings.runtime, "threads": timer.threads, "inputs": len(timer.inputs),
+    report = {"runtime": settings.runtime, "threads": timer.threads, "clock": settings.clock,
+              "inputs": len(timer.inputs),
               "repeats": settings.repeats, "machine": timer.machine, "vocab_grid": grid,
-              "coefficients": dict(zip(("c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7"), model.coefficients,
-                                       strict=True)),
+              "coefficients": dict(zip(FEATURES, model.coefficients, strict=True)),
               "fit_genomes": [t.genome for t in fitted],
               "fit_p50_ms": [median(t.ms) for t in fitted],
               "check": rows,
