@@ -157,8 +157,9 @@ def _ide_run(tmp_path: Path) -> dict:
            "data": {"task": {"format": "bigclonebench", "data_dir": str(task_dir)}, "batch_size": 8,
                     "eval_batch_size": 8},
            "trainer": {"accelerator": "cpu", "devices": 1}}
-    space = SearchSpace(num_hidden_layers=Gene(1, 2), hidden_size=Gene(16, 32, 16), num_attention_heads=Gene(choices=[2]),
-                        intermediate_size=Gene(32, 64, 32), vocab_size=Gene(choices=[300, 400]),
+    space = SearchSpace(num_hidden_layers=Gene(1, 2), hidden_size=Gene(16, 32, 16),
+                        num_attention_heads=Gene(choices=[2]), intermediate_size=Gene(32, 64, 32),
+                        vocab_size=Gene(choices=[300, 400]),
                         block_size=Gene(choices=[32, 64]), lr=FloatGene([1e-3, 5e-3]), num_inputs=2)
     return {"space": space, "mode": "nsga2", "population": 8, "generations": 4, "restarts": 1, "seed": 1,
             "max_size_mb": 1.0, "plot": False, "progress": False,

@@ -82,7 +82,8 @@ class Timer:
         self.space, self.task, self.runtime, self.pooling = space, task, runtime, pooling
         self.threads = threads or torch.get_num_threads()
         if clock == "cpu" and self.threads != 1:
-            raise UserError(f"latency.clock: cpu times the calling thread, so it needs threads: 1 (got {self.threads}).",
+            raise UserError(f"latency.clock: cpu times the calling thread, so it needs threads: 1 "
+                            f"(got {self.threads}).",
                             fix="Set latency.threads: 1, or latency.clock: wall.")
         self.clock = time.thread_time if clock == "cpu" else time.perf_counter
         self.repeats = repeats

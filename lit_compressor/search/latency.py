@@ -14,9 +14,10 @@ longer function, so both rows have ``S``) on a genome with ``n`` inputs is
 matrix products of each layer; the attention products; the embeddings; the feed-forward activation;
 the softmax over each head's scores), with non-negative coefficients fitted by least squares on
 relative error over every (genome, input) timing. (Without the last two terms the model missed five
-random genomes by 17 % on average, up to 31 %; with them by 6 %, up to 10 %, on this machine.) A genome's latency is the median over the inputs of ``t``:
-its p50. Token counts of an input for a vocabulary size V are interpolated (in log V) between the
-counts of the tokenizers that were actually trained, then truncated to the block size.
+random genomes by 17 % on average, up to 31 %; with them by 6 %, up to 10 %, on this machine.)
+A genome's latency is the median over the inputs of ``t``: its p50. Token counts of an input for a
+vocabulary size V are interpolated (in log V) between the counts of the tokenizers that were actually
+trained, then truncated to the block size.
 
 Light on purpose: arithmetic only, so the search imports it freely; fitting needs numpy.
 """
