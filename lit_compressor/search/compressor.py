@@ -58,6 +58,11 @@ def compressor_flops(genome: Genome) -> int:
     return s * (layers * layer + embeddings + head)
 
 
+def compressor_fitness(genome: Genome, target_mb: float) -> float:
+    """``searcher.py``'s fitness: ``GFLOPs - |target - params| · 4 / 1e6``."""
+    return compressor_flops(genome) / 1e9 - abs(target_mb * 1e6 / 4 - compressor_params(genome)) * 4 / 1e6
+
+
 def compressor_cost(genome: Genome, space: SearchSpace | None = None) -> Cost:
     """Compressor's price of a genome (``int8_mb`` is not part of its model: None)."""
     params = compressor_params(genome)
@@ -76,7 +81,7 @@ def mutation(individual: list, space: SearchSpace, rng: random.Random) -> tuple[
     """``Genome.mutation`` of ``searcher.py``: every gene from a random locus on (in the genome's own key
     order) gets another value, drawn uniformly."""
     order = ORDERS[getattr(individual, "tag", 0)]
-    locus = rng.randint(0, len(order) - 1)
+    locus = int(rng.random() * len(order))  # uniform over 0..4, as random.randint(0, len - 1)
     for index in order[locus:]:
         space.resample(individual, index, rng)
     space.repair(individual)  # a no-op in Compressor's space: every H (multiple of 16) divides by 1, 2, 4, 8
@@ -85,7 +90,7 @@ def mutation(individual: list, space: SearchSpace, rng: random.Random) -> tuple[
 
 def crossover(ind1: list, ind2: list, space: SearchSpace, rng: random.Random) -> tuple[list, list]:
     """``crossover_and_mutation``'s recombination: keys sorted, a cut at 1..4, the tails swapped."""
-    cut = rng.randint(1, len(SORTED_ORDER) - 1)
+    cut = 1 + int(rng.random() * (len(SORTED_ORDER) - 1))  # uniform over 1..4, as random.randint(1, len - 1)
     for index in SORTED_ORDER[cut:]:
         ind1[index], ind2[index] = ind2[index], ind1[index]
     for child in (ind1, ind2):

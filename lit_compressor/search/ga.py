@@ -61,6 +61,8 @@ def pricer(space: SearchSpace, cost_model: CostModel = "exact") -> Callable[[Gen
 def compressor_fitness(space: SearchSpace, target_mb: float, size_kind: str = "fp32",
                        cost_model: CostModel = "exact") -> Callable:
     """``genome -> (GFLOPs - |MB - target|,)``, Compressor's single objective."""
+    if cost_model == "compressor":
+        return lambda genome: (compressor.compressor_fitness(genome, target_mb),)
     price = pricer(space, cost_model)
 
     def evaluate(genome: list) -> tuple[float]:

@@ -171,14 +171,16 @@ class SearchSpace:
     def resample(self, genome: list, index: int, rng: random.Random, window: int | None = None) -> None:
         """Give gene ``index`` another allowed value: any (Compressor), or within ``window`` steps of it."""
         values = self.values[index]
-        current = self._positions[index].get(genome[index], len(values))
-        if len(values) < 2:
+        count = len(values)
+        if count < 2:
             return
-        low, high = 0, len(values) - 1
-        if window and current < len(values):
-            low, high = max(0, current - window), min(len(values) - 1, current + window)
+        current = self._positions[index].get(genome[index], count)
+        if window and current < count:
+            low, high = max(0, current - window), min(count - 1, current + window)
+        else:
+            low, high = 0, count - 1
         pick = low + int(rng.random() * (high - low))  # one of the high - low other positions in [low, high]
-        genome[index] = values[pick + 1 if pick >= current else pick]
+        genome[index] = values[pick + (pick >= current)]
 
     def architecture(self, genome: Genome | list) -> StudentArchitecture:
         return StudentArchitecture(*genome[:5])
