@@ -263,13 +263,13 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
              "tokenizer_cache": str(output / "tokenizers")}
     if search is not None and architecture is None:
         search_dir = output / "search"
+        sample_fit = write_yaml(stages.folder / "search_student.yaml", fit_config(
+            student_base, "student", task, block_size, seed, hardware, {**links, "output_dir": None}))
         config = search_config(resolve_stage(search, "search"), task, block_size, teacher_dir, seed, search_dir,
-                               output / "tokenizers",
-                               fit_config(student_base, "student", task, block_size, seed, hardware,
-                                          {**links, "output_dir": None}))
+                               output / "tokenizers", sample_fit)
         upstream = {"teacher": teacher_hash}
-        if config.get("predictor"):  # the sampled distillations learn from the soft labels
-            upstream["soft_labels"] = fingerprint_of(soft_labels)
+        if config.get("predictor"):  # the sampled distillations: the student's config and soft labels
+            upstream.update(soft_labels=fingerprint_of(soft_labels), student=sample_fit.read_text())
         stages.run("search", config, upstream, {"architecture": search_dir / "architecture.yaml"},
                    lambda path: run_command("search", path))
         architecture = str(search_dir / "architecture.yaml")
@@ -320,10 +320,11 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
 
 
 def search_config(base: dict[str, Any], task: TaskData, block_size: int, teacher_dir: Path, seed: int,
-                  output: Path, tokenizers: Path, student_fit: dict[str, Any]) -> dict[str, Any]:
+                  output: Path, tokenizers: Path, student_fit: Path) -> dict[str, Any]:
     """The search stage's config: its file with the task's shape, the teacher, the seed and the output linked;
     the block size too unless the search chooses it. An NSGA-II search also gets the task (its test inputs are
-    timed), the tokenizer cache, and, with a predictor, the student's own fit config for its distillations."""
+    timed), the tokenizer cache, and, with a predictor, the student's own fit config (the file
+    ``student_fit``) for its sampled distillations."""
     space = {"num_inputs": task.num_inputs, "num_labels": task.num_labels}
     if not isinstance(base.get("space", {}).get("block_size"), dict):
         space["block_size"] = block_size
@@ -331,7 +332,7 @@ def search_config(base: dict[str, Any], task: TaskData, block_size: int, teacher
     if base.get("mode") == "nsga2":
         links.update({"task": task.to_dict(), "tokenizer_cache": str(tokenizers)})
         if base.get("predictor") is not None:
-            links["predictor"] = {"fit": student_fit}
+            links["predictor"] = {"fit": str(student_fit)}
     return deep_merge(base, links)
 
 

@@ -140,11 +140,11 @@ def test_compress_links_a_searched_block_size_and_training_genes(tmp_path):
     assert searched_genes(path) == {"block_size": 256, "lr": 0.003}
     task = TaskData(format="bigclonebench", data_dir="data/bigclonebench-sample")
     base = yaml.safe_load(Path("configs/search/ide_bigclonebench.yaml").read_text())
-    linked = search_config(base, task, 128, Path("t"), 5, Path("out"), Path("tok"), {"model": {}})
+    linked = search_config(base, task, 128, Path("t"), 5, Path("out"), Path("tok"), Path("stages/fit.yaml"))
     assert linked["space"]["block_size"] == base["space"]["block_size"]  # the gene stays a gene
-    assert linked["predictor"]["fit"] == {"model": {}} and linked["task"]["data_dir"] == "data/bigclonebench-sample"
+    assert linked["predictor"]["fit"] == "stages/fit.yaml" and linked["task"]["data_dir"] == "data/bigclonebench-sample"
     ga = search_config({"space": {"block_size": 400}, "mode": "ga"}, task, 128, Path("t"), 5, Path("out"),
-                       Path("tok"), {})
+                       Path("tok"), Path("stages/fit.yaml"))
     assert ga["space"]["block_size"] == 128 and "task" not in ga and "predictor" not in ga
 
 
@@ -157,6 +157,8 @@ def _ide_run(tmp_path: Path) -> dict:
            "data": {"task": {"format": "bigclonebench", "data_dir": str(task_dir)}, "batch_size": 8,
                     "eval_batch_size": 8},
            "trainer": {"accelerator": "cpu", "devices": 1}}
+    fit_file = tmp_path / "student.yaml"
+    fit_file.write_text(yaml.safe_dump(fit))
     space = SearchSpace(num_hidden_layers=Gene(1, 2), hidden_size=Gene(16, 32, 16),
                         num_attention_heads=Gene(choices=[2]), intermediate_size=Gene(32, 64, 32),
                         vocab_size=Gene(choices=[300, 400]),
@@ -167,7 +169,7 @@ def _ide_run(tmp_path: Path) -> dict:
             "tokenizer_cache": tmp_path / "tokenizers",
             "latency": LatencySettings(runtime="pytorch", threads=1, samples=4, repeats=1, fit_genomes=4,
                                        check_genomes=2, vocab_grid=2, cache=tmp_path / "cache"),
-            "predictor": PredictorSettings(samples=3, fit=fit, epochs=1, train_batches=2)}
+            "predictor": PredictorSettings(samples=3, fit=str(fit_file), epochs=1, train_batches=2)}
 
 
 @pytest.mark.slow

@@ -30,13 +30,13 @@ from lit_compressor.search.space import Genome, SearchSpace
 RESULT = "result.json"
 
 
-def student_fit_config(fit: str | dict[str, Any] | None) -> dict[str, Any]:
-    """The student's ``fit`` config: a file, or a mapping (``config: FILE`` plus overrides, or inline)."""
+def student_fit_config(fit: str | Path | dict[str, Any] | None) -> dict[str, Any]:
+    """The student's ``fit`` config: a file (the CLI's ``predictor.fit``), or a mapping (Python callers)."""
     if fit is None:
         raise UserError("the accuracy predictor needs the student's fit config (predictor.fit).",
                         fix="Set predictor.fit to a distillation config, e.g. configs/bigclonebench/distill_3mb.yaml "
                             "(compress links its own student stage).")
-    config = resolve_stage(fit, "student")
+    config = resolve_stage(str(fit) if isinstance(fit, Path) else fit, "student")
     if "model" not in config:
         raise UserError("predictor.fit is not a fit config (no `model`).",
                         fix="Give a distillation fit config, e.g. configs/bigclonebench/distill_3mb.yaml.")

@@ -387,8 +387,10 @@ def search(space: SearchSpace | None = None, target_mb: float = 3.0, mode: Liter
     if teacher is not None:
         space = with_teacher_head(space or SearchSpace(), teacher)
     result = run_search(space, target_mb, mode, population, generations, crossover_rate, restarts,
-                        local_mutation, seed, size_kind, pick, max_size_mb, max_latency_ms, output, resume, plot,
-                        cost_model, operators, latency, predictor, task, tokenizer_cache)
+                        local_mutation, seed, size_kind, pick_rule=pick, max_size_mb=max_size_mb,
+                        max_latency_ms=max_latency_ms, output=output, resume=resume, plot=plot,
+                        cost_model=cost_model, operators=operators, latency=latency, predictor=predictor, task=task,
+                        tokenizer_cache=tokenizer_cache)
     if result is None:
         return None
     best = result.report["best"]

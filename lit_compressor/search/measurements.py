@@ -14,7 +14,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from lit_compressor.errors import UserError
 from lit_compressor.search.cost import cost, size_of
@@ -56,8 +56,9 @@ class PredictorSettings:
 
     samples: int = 12
     """Genomes distilled (Avatar distils 20)."""
-    fit: str | dict[str, Any] | None = None
-    """The student's fit config (a file, or ``{config: FILE, ...overrides}``); ``compress`` links its own."""
+    fit: str | None = None
+    """The student's fit config file (a DistillationModule ``fit`` config: its soft labels, teacher, task and
+    tokenizer cache); ``compress`` writes its own student stage's to ``stages/search_student.yaml``."""
     epochs: int = 1
     """Epochs of each short distillation."""
     train_batches: int | None = 40
