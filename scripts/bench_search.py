@@ -41,6 +41,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--targets", type=int, nargs="+", default=[3])
     parser.add_argument("--compressor", type=Path, help="folder with a copy of searcher.py and flops.py")
+    parser.add_argument("--searcher", default="searcher.py",
+                        help="the script in --compressor to run (e.g. a copy whose main loop runs once)")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
                         help="more arguments for lit-compressor search (e.g. --restarts 1 --plot false)")
     args = parser.parse_args()
@@ -62,7 +64,7 @@ def main() -> None:
                                                      "intermediate_size", "vocab_size")))
                 files.append((out / "architecture.yaml").read_bytes())
                 if args.compressor:
-                    seconds, log = timed([sys.executable, "searcher.py", "-t", str(target)], args.compressor)
+                    seconds, log = timed([sys.executable, args.searcher, "-t", str(target)], args.compressor)
                     theirs.append(seconds)
                     best = re.findall(r"the best one:\n.*? - (\{.*\})", log)
                     their_picks.add(best[-1] if best else "?")
