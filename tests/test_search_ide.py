@@ -211,3 +211,11 @@ def test_killed_ide_search_resumes_to_the_same_front(tmp_path):
     architecture = yaml.safe_load((out / "architecture.yaml").read_text())
     assert {"block_size", "lr"} <= architecture.keys() and architecture["block_size"] in (32, 64)
     assert set(report["best"]) >= {"predicted_accuracy", "latency_ms", "size_mb", "int8_mb", "lr"}
+
+
+def test_the_search_core_imports_no_deep_learning_library():
+    code = ("import sys, lit_compressor.search.command, lit_compressor.search.measurements, "
+            "lit_compressor.search.predictor, lit_compressor.search.compressor\n"
+            "print([m for m in ('torch', 'transformers', 'lightning') if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(), capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr[-2000:]
