@@ -46,7 +46,7 @@ from lit_compressor.search.ga import (
 )
 from lit_compressor.search.latency import LatencyModel
 from lit_compressor.search.measurements import LatencySettings, PredictorSettings
-from lit_compressor.search.nsga import WEIGHTS, Pick
+from lit_compressor.search.nsga import INFEASIBLE, WEIGHTS, Pick
 from lit_compressor.search.space import Genome, SearchSpace
 
 TARGET_TOLERANCE = 0.05
@@ -218,10 +218,11 @@ def run_search(space: SearchSpace | None = None, target_mb: float = 3.0, mode: L
 
         front = pareto_front(final)
         best = pick(front, pick_rule, max_size_mb, max_latency_ms)
-        chosen = _point(best, space, toolbox, result)
+        values = {tuple(ind): ind.fitness.values for ind in final}
+        chosen = _point(best, values[best], space, result)
         result["pick"] = {"rule": pick_rule, "max_size_mb": max_size_mb, "max_latency_ms": max_latency_ms}
-        result["pareto_front"] = [_point(tuple(ind), space, toolbox, result) for ind in front]
-        result["population"] = [_point(tuple(ind), space, toolbox, result) for ind in final]
+        result["pareto_front"] = [_point(tuple(ind), ind.fitness.values, space, result) for ind in front]
+        result["population"] = [_point(tuple(ind), ind.fitness.values, space, result) for ind in final]
     result["best"] = chosen
     result["history"] = state.history
     result["elapsed_s"] = round(time.perf_counter() - started, 3)
@@ -274,11 +275,14 @@ def _pareto_objectives(space: SearchSpace, price, size_kind: str, max_size_mb: f
     return evaluate, measured
 
 
-def _point(genome: Genome, space: SearchSpace, toolbox, result: dict) -> dict:
-    accuracy, latency, size = toolbox.evaluate(list(genome))
+def _point(genome: Genome, objectives: tuple[float, ...], space: SearchSpace, result: dict) -> dict:
+    accuracy, latency, size = objectives
     samples = {tuple(s[name] for name in space.gene_names): s["accuracy"]
                for s in result.get("predictor", {}).get("samples", [])}
     key = "predicted_accuracy" if "predictor" in result else "gflops_objective"
+    if latency >= INFEASIBLE[1]:  # over the size budget: DeltaPenalty's values, not the genome's
+        return {**describe(genome, space), key: None, "latency_ms": None, "objective_size_mb": None,
+                "feasible": False}
     point = {**describe(genome, space), key: accuracy, "latency_ms": latency, "objective_size_mb": size}
     if genome in samples:
         point["measured_accuracy"] = samples[genome]

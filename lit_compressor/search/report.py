@@ -63,7 +63,8 @@ def plot_front(path: Path, result: dict, size_kind: str, title: str) -> None:
     accuracy_key = "predicted_accuracy" if "predictor" in result else "gflops_objective"
     figure = _figure(7, 4.5)
     ax = figure.add_subplot()
-    population, front, best = result["population"], result["pareto_front"], result["best"]
+    population = [p for p in result["population"] if p.get("feasible", True)]
+    front, best = result["pareto_front"], result["best"]
     ax.scatter([p["latency_ms"] for p in population], [p[accuracy_key] for p in population], s=10, c="lightgray",
                label="final population")
     points = ax.scatter([p["latency_ms"] for p in front], [p[accuracy_key] for p in front],
