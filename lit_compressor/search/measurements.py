@@ -3,8 +3,8 @@ distillations (the accuracy predictor). The measuring itself is done by :mod:`li
 imported only here and only when asked, so the search's light core never imports torch.
 
 Genome choice is seeded and space-filling: candidates are drawn at random among the genomes within the
-budgets, then picked one by one as far as possible (in the predictor's scaled gene space) from those
-already picked (greedy max-min distance).
+budgets, then taken in random order unless too close (in the predictor's scaled gene space) to one already
+taken (see :func:`spread`).
 """
 
 from __future__ import annotations
@@ -92,16 +92,26 @@ def feasible(space: SearchSpace, rng: random.Random, count: int, accept: Callabl
 
 
 def spread(candidates: list[Genome], count: int, scaler: Scaler, rng: random.Random) -> list[Genome]:
-    """``count`` candidates picked greedily, each as far as possible from those already picked."""
+    """``count`` of the random candidates, none closer than a radius to another (in the scaled gene space).
+
+    Candidates are taken in a seeded random order and skipped when too close to one already taken; the
+    radius starts at the spacing of ``count`` points on a grid of the unit cube and shrinks by a fifth until
+    ``count`` are taken. Unlike max-min picking this does not favour the corners of the space (one-layer,
+    16-wide students are poor probes of what a budget allows)."""
+    count = min(count, len(candidates))
     points = {g: scaler(g) for g in candidates}
-    chosen = [candidates[rng.randrange(len(candidates))]]
-    nearest = {g: _distance(points[g], points[chosen[0]]) for g in candidates}
-    while len(chosen) < min(count, len(candidates)):
-        best = max(candidates, key=lambda g: (nearest[g], g))
-        chosen.append(best)
-        for g in candidates:
-            nearest[g] = min(nearest[g], _distance(points[g], points[best]))
-    return chosen
+    order = list(candidates)
+    rng.shuffle(order)
+    dims = max(1, len(scaler.names))
+    radius = math.sqrt(dims) * count ** (-1 / dims)
+    while True:
+        chosen: list[Genome] = []
+        for genome in order:
+            if all(_distance(points[genome], points[other]) >= radius for other in chosen):
+                chosen.append(genome)
+                if len(chosen) == count:
+                    return chosen
+        radius *= 0.8
 
 
 def _distance(a: list[float], b: list[float]) -> float:
