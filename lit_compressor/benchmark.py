@@ -146,8 +146,10 @@ def weights_size(folder: Path) -> int:
 
 
 def load_teacher(teacher: str, num_inputs: int, block_size: int, task: TaskData, examples: list[Example],
-                 cache_dir: Path) -> System:
-    """The teacher: a saved classifier folder, a HF encoder (random head), or ``codebert-shape``."""
+                 cache_dir: Path, block_size_given: bool = False) -> System:
+    """The teacher: a saved classifier folder, a HF encoder (random head), or ``codebert-shape``.
+
+    A saved classifier reads its own block size unless ``block_size_given``."""
     if teacher == CODEBERT_SHAPE:
         model = codebert_shape(num_inputs)
         tokenizer = proxy_tokenizer(corpus(task, examples), cache_dir)
@@ -161,7 +163,7 @@ def load_teacher(teacher: str, num_inputs: int, block_size: int, task: TaskData,
                       "weight files on disk")
     elif Path(teacher).is_dir() and read_metadata(teacher):
         model, tokenizer, metadata = load_classifier(teacher)
-        block_size = int(metadata.get("block_size", block_size))
+        block_size = block_size if block_size_given else int(metadata.get("block_size", block_size))
         size, note = weights_size(Path(teacher)), "weight files on disk"
     else:
         encoder, tokenizer = load_pretrained_encoder(teacher)
@@ -279,8 +281,8 @@ def print_results(results: list[dict[str, Any]], title: str, budget_ms: float = 
 
 def benchmark(model: Path, data: str, teacher: str = CODEBERT_SHAPE, output: Path | None = None,
               samples: int = 50, threads: int | None = None, backends: list[str] | None = None,
-              batch_size: int = 32, budget_ms: float = IDE_BUDGET_MS, cache_dir: Path | None = None
-              ) -> dict[str, Any]:
+              batch_size: int = 32, budget_ms: float = IDE_BUDGET_MS, cache_dir: Path | None = None,
+              teacher_block_size: int | None = None) -> dict[str, Any]:
     """Benchmark a student against its teacher on real test inputs; print a table, write JSON.
 
     Args:
@@ -295,6 +297,9 @@ def benchmark(model: Path, data: str, teacher: str = CODEBERT_SHAPE, output: Pat
         batch_size: Batch size of the throughput run.
         budget_ms: The per-prediction budget (p95) of the pass/fail column.
         cache_dir: Cache for the codebert-shape proxy tokenizer (default ~/.cache/lit_compressor).
+        teacher_block_size: Tokens per function for the teacher (default: a saved teacher's own, else the
+            student's), e.g. 400 to time ``codebert-shape`` at the paper's block size beside a student that
+            reads fewer tokens.
     """
     model = Path(model)
     backends = backends or ["pytorch", "onnx"]
@@ -310,12 +315,14 @@ def benchmark(model: Path, data: str, teacher: str = CODEBERT_SHAPE, output: Pat
     warm = [e.codes for e in examples[:3]]
     systems = [load_measured(lambda b=b: load_student(model, b, threads), warm) for b in backends]
     cache = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "lit_compressor"
+    teacher_block = teacher_block_size or int(metadata.get("block_size", DEFAULT_BLOCK_SIZE))
     systems.append(load_measured(lambda: load_teacher(
-        teacher, int(metadata.get("num_inputs", 1)), int(metadata.get("block_size", DEFAULT_BLOCK_SIZE)),
-        task, examples, cache), warm))
+        teacher, int(metadata.get("num_inputs", 1)), teacher_block, task, examples, cache,
+        block_size_given=teacher_block_size is not None), warm))
     before = os.getloadavg()
     results = measure(systems, examples, batch_size, budget_ms=budget_ms)
-    report = {"model": str(model), "teacher": teacher, "data": str(data), "samples": len(examples),
+    report = {"model": str(model), "teacher": teacher, "teacher_block_size": systems[-1].encoder.block_size,
+              "data": str(data), "samples": len(examples),
               "budget_ms": budget_ms, "budget_statistic": "p95", "memory_method": MEMORY_METHOD,
               "environment": {**environment(threads), "load_average_before": before}, "systems": results}
     title = f"{model.name} vs {teacher}: {len(examples)} real inputs, {threads} threads"

@@ -205,7 +205,8 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
         architecture: An ``architecture.yaml`` to use instead of searching (or the student config's own).
         student: The student's ``fit`` config (a DistillationModule).
         export: ``false``, or settings of the ``export`` stage (e.g. ``samples``).
-        benchmark: Settings of the ``benchmark`` stage (e.g. ``samples``, ``backends``).
+        benchmark: Settings of the ``benchmark`` stage (e.g. ``samples``, ``backends``; ``teacher`` times another
+            teacher than the fine-tuned one, e.g. ``codebert-shape`` with ``teacher_block_size: 400``).
         trainer: Trainer settings written over both ``fit`` stages (e.g. ``accelerator``, ``precision``).
         seed: Seed of every stage.
     """
@@ -258,22 +259,31 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
 
     # 3. architecture search
     student_base = resolve_stage(student, "student")
+    student_dir = output / "student"
+    links = {"soft_labels": str(soft_labels), "teacher": str(teacher_dir), "output_dir": str(student_dir),
+             "tokenizer_cache": str(output / "tokenizers")}
     if search is not None and architecture is None:
         search_dir = output / "search"
-        config = deep_merge(resolve_stage(search, "search"), {
-            "space": {"block_size": block_size, "num_inputs": task.num_inputs, "num_labels": task.num_labels},
-            "teacher": str(teacher_dir), "seed": seed, "output": str(search_dir)})
-        stages.run("search", config, {"teacher": teacher_hash}, {"architecture": search_dir / "architecture.yaml"},
+        sample_fit = write_yaml(stages.folder / "search_student.yaml", fit_config(
+            student_base, "student", task, block_size, seed, hardware, {**links, "output_dir": None}))
+        config = search_config(resolve_stage(search, "search"), task, block_size, teacher_dir, seed, search_dir,
+                               output / "tokenizers", sample_fit)
+        upstream = {"teacher": teacher_hash}
+        if config.get("predictor"):  # the sampled distillations: the student's config and soft labels
+            upstream.update(soft_labels=fingerprint_of(soft_labels), student=sample_fit.read_text())
+        stages.run("search", config, upstream, {"architecture": search_dir / "architecture.yaml"},
                    lambda path: run_command("search", path))
         architecture = str(search_dir / "architecture.yaml")
 
     # 4. distillation: the student tokenizer is trained on the way
-    student_dir = output / "student"
-    links = {"soft_labels": str(soft_labels), "teacher": str(teacher_dir), "output_dir": str(student_dir),
-             "tokenizer_cache": str(output / "tokenizers")}
+    model_args: dict[str, Any] = dict(links)
+    student_block = block_size
     if architecture is not None:
-        links["architecture"] = architecture
-    base = fit_config(student_base, "student", task, block_size, seed, hardware, links)
+        model_args["architecture"] = architecture
+        searched = searched_genes(architecture)
+        student_block = searched.pop("block_size", block_size)  # the student may read fewer tokens than the teacher
+        model_args.update(searched)
+    base = fit_config(student_base, "student", task, student_block, seed, hardware, model_args)
     upstream = {"soft_labels": fingerprint_of(soft_labels)}
     if architecture is not None:
         upstream["architecture"] = Path(architecture).read_text()
@@ -297,8 +307,8 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
     # 6. benchmark: the student as shipped beside its teacher
     timing = output / "benchmark.json"
     backends = ["pytorch", "onnx-int8"] if export is not False else ["pytorch"]
-    config = {"backends": backends, **(benchmark or {}), "model": str(shipped), "data": str(task_file),
-              "teacher": str(teacher_dir), "output": str(timing)}
+    config = {"backends": backends, "teacher": str(teacher_dir), **(benchmark or {}), "model": str(shipped),
+              "data": str(task_file), "output": str(timing)}
     stages.run("benchmark", config, {"student": student_hash, "teacher": teacher_hash}, {"benchmark": timing},
                lambda path: run_command("benchmark", path))
 
@@ -308,6 +318,30 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
                           time.perf_counter() - started)
     write_report(output, report)
     return report
+
+
+def search_config(base: dict[str, Any], task: TaskData, block_size: int, teacher_dir: Path, seed: int,
+                  output: Path, tokenizers: Path, student_fit: Path) -> dict[str, Any]:
+    """The search stage's config: its file with the task's shape, the teacher, the seed and the output linked;
+    the block size too unless the search chooses it. An NSGA-II search also gets the task (its test inputs are
+    timed), the tokenizer cache, and, with a predictor, the student's own fit config (the file
+    ``student_fit``) for its sampled distillations."""
+    space = {"num_inputs": task.num_inputs, "num_labels": task.num_labels}
+    if not isinstance(base.get("space", {}).get("block_size"), dict):
+        space["block_size"] = block_size
+    links: dict[str, Any] = {"space": space, "teacher": str(teacher_dir), "seed": seed, "output": str(output)}
+    if base.get("mode") == "nsga2":
+        links.update({"task": task.to_dict(), "tokenizer_cache": str(tokenizers)})
+        if base.get("predictor") is not None:
+            links["predictor"] = {"fit": str(student_fit)}
+    return deep_merge(base, links)
+
+
+def searched_genes(architecture: str | Path) -> dict[str, Any]:
+    """The genes an ``architecture.yaml`` holds beside the five of the architecture: ``block_size`` (the
+    student's ``data.block_size``), ``lr`` and ``dropout`` (the student's ``model.init_args``)."""
+    content = read_yaml(architecture, "architecture")
+    return {k: content[k] for k in ("block_size", "lr", "dropout") if k in content}
 
 
 def warn_if_collapsed(name: str, metrics_file: Path) -> None:

@@ -59,6 +59,8 @@ def build_report(task: TaskData, teacher_folder: Path, teacher_metrics: Path, st
         rows["student"].update(shipped_p50_ms=shipped["p50_ms"], shipped_backend=shipped["name"],
                                shipped_mb=shipped["size_mb"])
     teacher, student = rows["teacher"], rows["student"]
+    if timing.get("teacher") not in (None, str(teacher_folder)):  # the benchmark timed another teacher
+        teacher["timed_as"] = f"{timing['teacher']} (block {timing.get('teacher_block_size')})"
     ratio = {
         "accuracy_kept": student["accuracy"] / teacher["accuracy"] if teacher["accuracy"] else None,
         "times_smaller": teacher["size_mb"] / student["size_mb"],
@@ -80,7 +82,9 @@ def summary(report: dict[str, Any]) -> str:
     text = (f"The student keeps {ratio['accuracy_kept']:.1%} of the teacher's test accuracy and is "
             f"{ratio['times_smaller']:.1f}x smaller")
     if ratio["times_faster_p50"]:
-        text += f"; p50 at batch 1 on this CPU: {ratio['times_faster_p50']:.1f}x faster in PyTorch"
+        timed = report["teacher"].get("timed_as")
+        text += (f"; p50 at batch 1 on this CPU{f' (teacher timed as {timed})' if timed else ''}: "
+                 f"{ratio['times_faster_p50']:.1f}x faster in PyTorch")
     if ratio["times_faster_p50_shipped"]:
         text += f", {ratio['times_faster_p50_shipped']:.1f}x as shipped ({report['student']['shipped_backend']})"
     return text + "."

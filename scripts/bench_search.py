@@ -1,48 +1,79 @@
-"""Time Compressor's search (population 50, 100 generations, 10 restarts) for 3, 25 and 50 MB targets.
+"""Time ``lit-compressor search`` as a whole process, beside Compressor's own ``searcher.py``.
 
-    .venv/bin/python scripts/bench_search.py [--num-inputs 2] [--restarts 10]
+    .venv/bin/python scripts/bench_search.py [--runs 5] [--compressor /tmp/compressor_ref] [--targets 3 25 50]
 
-Prints one row per target: wall time, best genome, its fp32 size, GFLOPs and fitness, next to the
-paper's genome priced by the same cost model.
+For each target, runs ``lit-compressor search --config configs/search/compressor_<T>mb.yaml --output DIR``
+``--runs`` times (fresh output folders, so nothing is resumed), alternating with ``python searcher.py -t T``
+in ``--compressor`` (a folder holding a copy of Compressor's ``searcher.py`` and ``flops.py``; never commit
+it) when given, and prints wall-time medians, the load average before and after, the genome each run
+picked and whether a second run with the same seed wrote the same ``architecture.yaml``. Profile a run
+with ``python -X importtime -m lit_compressor search ...`` (imports) or ``python -m cProfile``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from lit_compressor.search.command import run_search
-from lit_compressor.search.cost import cost
-from lit_compressor.search.space import SearchSpace
+import yaml
 
-PAPER = {3.0: (12, 96, 8, 64, 1000), 50.0: (6, 480, 16, 576, 6000)}  # A=16 lies outside our space
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def timed(command: list[str], cwd: Path) -> tuple[float, str]:
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
+    return seconds, done.stdout + done.stderr
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num-inputs", type=int, default=2, choices=(1, 2))
-    parser.add_argument("--restarts", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--targets", type=int, nargs="+", default=[3])
+    parser.add_argument("--compressor", type=Path, help="folder with a copy of searcher.py and flops.py")
+    parser.add_argument("--searcher", default="searcher.py",
+                        help="the script in --compressor to run (e.g. a copy whose main loop runs once)")
+    parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
+                        help="more arguments for lit-compressor search (e.g. --restarts 1 --plot false)")
     args = parser.parse_args()
-    space = SearchSpace(num_inputs=args.num_inputs)
-    print("| target MB | time s | L | H | A | D | V | MB fp32 | GFLOPs | fitness | paper genome fitness |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for target in (3.0, 25.0, 50.0):
-        with tempfile.TemporaryDirectory() as out:
-            started = time.perf_counter()
-            result = run_search(space, target, restarts=args.restarts, seed=args.seed, output=Path(out),
-                                plot=False)
-            elapsed = time.perf_counter() - started
-        best, a = result.report["best"], result.architecture
-        paper = ""
-        if target in PAPER:
-            c = cost(PAPER[target], space)
-            paper = f"{c.gflops - abs(c.size_mb - target):.3f} ({c.size_mb:.2f} MB)"
-        print(f"| {target:g} | {elapsed:.2f} | {a.num_hidden_layers} | {a.hidden_size} | "
-              f"{a.num_attention_heads} | {a.intermediate_size} | {a.vocab_size} | "
-              f"{best['size_mb']:.3f} | {best['gflops']:.3f} | {best['fitness']:.3f} | {paper} |")
+    cli = [sys.executable, "-m", "lit_compressor", "search"]
+    print(f"load average before: {os.getloadavg()}")
+    print("| target | ours: median s (runs) | picked | same architecture.yaml twice | searcher.py: median s (runs) |"
+          " its pick |")
+    print("|---|---|---|---|---|---|")
+    for target in args.targets:
+        ours, theirs, files, picks, their_picks = [], [], [], set(), set()
+        with tempfile.TemporaryDirectory() as folder:
+            for run in range(args.runs):
+                out = Path(folder) / f"run{run}"
+                seconds, _ = timed([*cli, "--config", f"configs/search/compressor_{target}mb.yaml",
+                                    "--output", str(out), *args.extra], ROOT)
+                ours.append(seconds)
+                content = yaml.safe_load((out / "architecture.yaml").read_text())
+                picks.add(tuple(content[k] for k in ("num_hidden_layers", "hidden_size", "num_attention_heads",
+                                                     "intermediate_size", "vocab_size")))
+                files.append((out / "architecture.yaml").read_bytes())
+                if args.compressor:
+                    seconds, log = timed([sys.executable, args.searcher, "-t", str(target)], args.compressor)
+                    theirs.append(seconds)
+                    best = re.findall(r"the best one:\n.*? - (\{.*\})", log)
+                    their_picks.add(best[-1] if best else "?")
+        same = all(f == files[0] for f in files)
+        compressor = (f"{statistics.median(theirs):.2f} ({', '.join(f'{s:.2f}' for s in theirs)})"
+                      if theirs else "n/a")
+        print(f"| {target} MB | {statistics.median(ours):.2f} ({', '.join(f'{s:.2f}' for s in ours)}) | "
+              f"{', '.join(map(str, sorted(picks)))} | {same} | {compressor} | {'; '.join(sorted(their_picks))} |")
+    print(f"load average after: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

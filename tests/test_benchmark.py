@@ -41,7 +41,7 @@ def exported_student(tmp_path_factory) -> Path:
 def test_benchmark_report_is_complete_and_plausible(tmp_path, exported_student):
     output = tmp_path / "bench.json"
     report = benchmark(exported_student, BCB, teacher="sentence-transformers/all-MiniLM-L6-v2", output=output,
-                       samples=4, threads=1, batch_size=4)
+                       samples=4, threads=1, batch_size=4, teacher_block_size=48)
     assert json.loads(output.read_text()) == json.loads(json.dumps(report))
     names = [row["name"] for row in report["systems"]]
     assert names == ["student (pytorch)", "student (onnx)", "teacher (pytorch)"]
@@ -57,6 +57,7 @@ def test_benchmark_report_is_complete_and_plausible(tmp_path, exported_student):
     assert teacher["parameters"] > 10 * student["parameters"] and teacher["size_mb"] > 10 * student["size_mb"]
     assert teacher["gflops_first_input"] > student["gflops_first_input"]
     assert report["environment"]["threads"] == 1 and report["budget_statistic"] == "p95"
+    assert report["teacher_block_size"] == 48 and max(teacher["tokens_first_input"]) == 48  # the student reads 128
 
 
 def test_codebert_shape_has_codebert_size():

@@ -116,6 +116,8 @@ class DistillationModule(ClassifierModule):
         elif isinstance(architecture, dict):  # a checkpoint's hyper-parameters, or a file jsonargparse read
             genes = dict(architecture)
             priced = genes.pop("priced_for", None) or {}
+            for key in ("block_size", "lr", "dropout"):  # searched training genes: set in data / init args
+                genes.pop(key, None)
             architecture = StudentArchitecture(**genes)
         head = teacher_settings(soft_labels if targets == "cached" else None, teacher)
         family = family or head.get("family", "roberta")

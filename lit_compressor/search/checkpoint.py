@@ -20,7 +20,7 @@ def save(path: Path, state: EvolutionState, settings: dict) -> None:
     version, internal, gauss = state.rng_state
     payload = {"settings": settings, "restart": state.restart, "generation": state.generation,
                "population": state.population, "rng_state": [version, list(internal), gauss],
-               "finished": state.finished, "history": state.history}
+               "finished": state.finished, "history": state.history, "tags": state.tags}
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_text(json.dumps(payload))
     os.replace(tmp, path)
@@ -42,4 +42,5 @@ def load(path: Path, settings: dict) -> EvolutionState | None:
                         where=path, fix="Use another --output, or delete the checkpoint to start afresh.")
     version, internal, gauss = payload["rng_state"]
     return EvolutionState(payload["restart"], payload["generation"], payload["population"],
-                          (version, tuple(internal), gauss), payload["history"], payload["finished"])
+                          (version, tuple(internal), gauss), payload["history"], payload["finished"],
+                          payload.get("tags", []))

@@ -35,7 +35,7 @@ MB = 1e6
 class Cost:
     params: int
     size_mb: float
-    int8_mb: float
+    int8_mb: float | None
     flops: int
 
     @property
@@ -48,7 +48,7 @@ class Cost:
 
 def linear_params(genome: Genome, space: SearchSpace) -> tuple[int, int, int]:
     """(weights, biases, count) of all ``nn.Linear`` modules of the student."""
-    layers, hidden, _, inter, _ = genome
+    layers, hidden, _, inter, _ = genome[:5]
     n, labels = head_inputs(space.num_inputs, space.pair_head), space.num_labels
     weights = layers * (4 * hidden * hidden + 2 * hidden * inter) + n * hidden * hidden + hidden * labels
     biases = layers * (4 * hidden + inter + hidden) + hidden + labels
@@ -56,17 +56,17 @@ def linear_params(genome: Genome, space: SearchSpace) -> tuple[int, int, int]:
 
 
 def count_params(genome: Genome, space: SearchSpace) -> int:
-    layers, hidden, _, _, vocab = genome
+    layers, hidden, _, _, vocab = genome[:5]
     # word, position and one token-type embedding, and a LayerNorm
-    embeddings = (vocab + space.positions + 1) * hidden + 2 * hidden
+    embeddings = (vocab + space.positions_of(genome) + 1) * hidden + 2 * hidden
     weights, biases, _ = linear_params(genome, space)
     layer_norms = layers * 2 * 2 * hidden
     return embeddings + weights + biases + layer_norms
 
 
 def count_flops(genome: Genome, space: SearchSpace, seq_len: int | None = None) -> int:
-    layers, hidden, _, inter, _ = genome
-    s = space.block_size if seq_len is None else seq_len
+    layers, hidden, _, inter, _ = genome[:5]
+    s = space.block_of(genome) if seq_len is None else seq_len
     per_layer = 8 * s * hidden * hidden + 4 * s * s * hidden + 4 * s * hidden * inter
     node_means = 2 * s * s * hidden if space.inputs == "dataflow" else 0
     n, head = space.num_inputs, head_inputs(space.num_inputs, space.pair_head)
@@ -87,9 +87,11 @@ def size_of(c: Cost, kind: str) -> float:
 
 def size_bounds(space: SearchSpace, kind: str = "fp32") -> tuple[float, float]:
     """Smallest and largest size (MB) of any valid genome: size grows with every gene."""
-    layers, hidden, heads, inter, vocab = space.values
+    layers, hidden, heads, inter, vocab = space.values[:5]
     valid = [(h, a) for h in hidden for a in heads if h % a == 0]
     (h_lo, a_lo), (h_hi, a_hi) = valid[0], valid[-1]
-    low = cost((layers[0], h_lo, a_lo, inter[0], vocab[0]), space)
-    high = cost((layers[-1], h_hi, a_hi, inter[-1], vocab[-1]), space)
+    extras_lo = tuple(values[0] for values in space.values[5:])  # the block size is the first extra
+    extras_hi = tuple(values[-1] for values in space.values[5:])
+    low = cost((layers[0], h_lo, a_lo, inter[0], vocab[0], *extras_lo), space)
+    high = cost((layers[-1], h_hi, a_hi, inter[-1], vocab[-1], *extras_hi), space)
     return size_of(low, kind), size_of(high, kind)

@@ -1,121 +1,143 @@
-"""Measured CPU latency of candidates, from a small per-layer table (no benchmark per genome).
+"""Latency of a candidate on the runtime that ships, from a model fitted to real timings.
 
-One encoder layer (``transformers`` RoBERTa layer, batch 1, fp32, eval mode) is timed once on this
-machine over a grid of (hidden H, intermediate D, sequence S) points; the table is cached as JSON
-(keyed by CPU, torch version and thread count) and reused. A genome's latency is
-``num_inputs * L * layer_ms(H, D, S=block_size)`` with ``layer_ms`` interpolated multilinearly on
-the grid (clamped at its edges); each point is the fastest of ``repeats`` runs. Embedding lookups
-and the head are not timed: they are a small, size-independent share of a forward pass.
+Timings (taken by :mod:`lit_compressor.measure.latency`, batch 1, the configured threads) are of whole
+predictions as an IDE makes them: real test inputs of the task, tokenised by a BPE tokenizer of the
+genome's vocabulary, truncated to its block size, run by the shipped runtime (``onnx-int8``: the
+fused ONNX graph quantised to int8 in ONNX Runtime; ``onnx``: the fused fp32 graph; ``pytorch``: eager).
+
+The model: the time of one input whose functions have at most ``S`` tokens (a pair is padded to its
+longer function, so both rows have ``S``) on a genome with ``n`` inputs is
+
+    t = c0 + c1·nL + c2·nLS + c3·nLSH + c4·nLSH² + c5·nLSHD + c6·nLS²H + c7·nSH + c8·nLSD + c9·nLAS²
+
+(per-call overhead with tokenisation; per-layer overhead; per-token work; layer norms and residuals; the
+matrix products of each layer; the attention products; the embeddings; the feed-forward activation;
+the softmax over each head's scores), with non-negative coefficients fitted by least squares on
+relative error over every (genome, input) timing. (Without the last two terms the model missed five
+random genomes by 17 % on average, up to 31 %; with them by 6 %, up to 10 %, on this machine.)
+A genome's latency is the median over the inputs of ``t``: its p50. Token counts of an input for a
+vocabulary size V are interpolated (in log V) between the counts of the tokenizers that were actually
+trained, then truncated to the block size.
+
+Light on purpose: arithmetic only, so the search imports it freely; fitting needs numpy.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import platform
-import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+import bisect
+import math
+from dataclasses import asdict, dataclass, field
 
 from lit_compressor.search.space import Genome, SearchSpace
 
-DEFAULT_CACHE = Path(os.environ.get("LIT_COMPRESSOR_CACHE", Path.home() / ".cache" / "lit_compressor"))
+RUNTIMES = ("onnx-int8", "onnx", "pytorch")
+FEATURES = ("call", "layer", "layer_token", "SH", "SH2", "SHD", "S2H", "embed", "SD", "AS2")
 
 
-@dataclass(frozen=True)
-class LatencyGrid:
-    hidden: tuple[int, ...] = (16, 128, 384, 768)
-    intermediate: tuple[int, ...] = (32, 768, 3072)
-    seq: tuple[int, ...] = (128, 512)
-    repeats: int = 7
+def features(genome: Genome, space: SearchSpace, seq: int) -> tuple[float, ...]:
+    """The model's terms for one input whose longest function has ``seq`` tokens."""
+    layers, hidden, heads, inter, _ = genome[:5]
+    n = space.num_inputs
+    nl = n * layers
+    return (1.0, nl, nl * seq, nl * seq * hidden, nl * seq * hidden * hidden, nl * seq * hidden * inter,
+            nl * seq * seq * hidden, n * seq * hidden, nl * seq * inter, nl * heads * seq * seq)
 
 
 @dataclass
-class LatencyTable:
-    """``ms[i][j][k]``: one layer's latency at ``hidden[i]``, ``intermediate[j]``, ``seq[k]``."""
+class Timing:
+    """Measured times (ms) of one genome on each input, with the token counts it ran on."""
 
-    hidden: list[int]
-    intermediate: list[int]
-    seq: list[int]
-    ms: list[list[list[float]]]
+    genome: list
+    ms: list[float]
+    tokens: list[int]
+    """Per input: the longest function's token count after truncation (what the runtime ran)."""
+
+
+@dataclass
+class LatencyModel:
+    """Fitted coefficients, and each input's token counts under the tokenizers that were trained."""
+
+    coefficients: list[float]
+    vocab_sizes: list[int]
+    """Vocabulary sizes of the trained tokenizers, ascending."""
+    token_counts: list[list[list[int]]]
+    """``token_counts[k][i]``: untruncated token counts of input ``i``'s functions at ``vocab_sizes[k]``."""
+    runtime: str
     machine: dict
+    timings: list[Timing] = field(default_factory=list)
+    """The timings the model was fitted to."""
 
-    def layer_ms(self, hidden: int, intermediate: int, seq: int) -> float:
-        axes = (self.hidden, self.intermediate, self.seq)
-        point = (hidden, intermediate, seq)
-        brackets = [_bracket(axis, value) for axis, value in zip(axes, point, strict=True)]
-        total = 0.0
-        for corner in range(8):
-            weight, index = 1.0, []
-            for dim, (low, high, frac) in enumerate(brackets):
-                upper = (corner >> dim) & 1
-                weight *= frac if upper else 1.0 - frac
-                index.append(high if upper else low)
-            if weight:
-                total += weight * self.ms[index[0]][index[1]][index[2]]
-        return total
+    def tokens(self, vocab: int, block: int) -> list[int]:
+        """Each input's longest function, in tokens, at vocabulary ``vocab`` truncated to ``block``."""
+        sizes = self.vocab_sizes
+        k = bisect.bisect_left(sizes, vocab)
+        if k == 0 or k == len(sizes):
+            k = min(k, len(sizes) - 1)
+            rows = [max(counts) for counts in self.token_counts[k]]
+        else:
+            frac = (math.log(vocab) - math.log(sizes[k - 1])) / (math.log(sizes[k]) - math.log(sizes[k - 1]))
+            rows = [max((1 - frac) * lo + frac * hi for lo, hi in zip(a, b, strict=True))
+                    for a, b in zip(self.token_counts[k - 1], self.token_counts[k], strict=True)]
+        return [min(block, round(count)) for count in rows]
+
+    def input_ms(self, genome: Genome, space: SearchSpace, seq: int) -> float:
+        return sum(c * f for c, f in zip(self.coefficients, features(genome, space, seq), strict=True))
 
     def latency_ms(self, genome: Genome, space: SearchSpace) -> float:
-        layers, hidden, _, inter, _ = genome
-        return space.num_inputs * layers * self.layer_ms(hidden, inter, space.block_size)
+        """Predicted p50 latency (ms) of one prediction: the median over the inputs."""
+        times = sorted(self.input_ms(genome, space, s) for s in self.tokens(genome[4], space.block_of(genome)))
+        return median(times)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> LatencyModel:
+        timings = [Timing(**t) for t in data.get("timings", [])]
+        return cls(**{**data, "timings": timings})
 
 
-def _bracket(axis: list[int], value: float) -> tuple[int, int, float]:
-    """Indices around ``value`` on a sorted axis and its fraction between them (clamped to [0, 1])."""
-    if value <= axis[0] or len(axis) == 1:
-        return 0, 0, 0.0
-    if value >= axis[-1]:
-        return len(axis) - 1, len(axis) - 1, 0.0
-    high = next(i for i, v in enumerate(axis) if v >= value)
-    low = high - 1
-    return low, high, (value - axis[low]) / (axis[high] - axis[low])
+def median(values: list[float]) -> float:
+    values = sorted(values)
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
 
 
-def machine_key() -> dict:
-    import torch
+def fit(timings: list[Timing], space: SearchSpace) -> list[float]:
+    """Non-negative coefficients minimising the relative squared error of every (genome, input) time."""
+    import numpy as np
 
-    return {"cpu": platform.processor() or platform.machine(), "node": platform.node(),
-            "torch": torch.__version__, "threads": torch.get_num_threads()}
-
-
-def _time_layer(hidden: int, intermediate: int, seq: int, repeats: int) -> float:
-    import torch
-    from transformers import RobertaConfig
-    from transformers.models.roberta.modeling_roberta import RobertaLayer
-
-    heads = max(a for a in (1, 2, 4, 8) if hidden % a == 0)
-    config = RobertaConfig(hidden_size=hidden, intermediate_size=intermediate, num_attention_heads=heads)
-    config._attn_implementation = "sdpa"  # what a built student uses
-    layer = RobertaLayer(config).eval()
-    x = torch.randn(1, seq, hidden)
-    times = []
-    with torch.inference_mode():
-        for _ in range(2):
-            layer(x)
-        for _ in range(repeats):
-            start = time.perf_counter()
-            layer(x)
-            times.append(time.perf_counter() - start)
-    return min(times) * 1e3  # the least disturbed run: other processes only ever add time
+    rows, targets = [], []
+    for timing in timings:
+        for ms, seq in zip(timing.ms, timing.tokens, strict=True):
+            rows.append(np.array(features(tuple(timing.genome), space, seq)) / ms)
+            targets.append(1.0)
+    a, b = np.array(rows), np.array(targets)
+    scale = np.abs(a).max(axis=0)
+    scale[scale == 0] = 1.0
+    return [float(c) for c in nnls(a / scale, b) / scale]
 
 
-def measure(grid: LatencyGrid = LatencyGrid()) -> LatencyTable:
-    ms = [[[_time_layer(h, d, s, grid.repeats) for s in grid.seq] for d in grid.intermediate]
-          for h in grid.hidden]
-    return LatencyTable(list(grid.hidden), list(grid.intermediate), list(grid.seq), ms, machine_key())
+def nnls(a, b, tolerance: float = 1e-10, max_iter: int = 200):
+    """Non-negative least squares ``min ||Ax - b||, x >= 0`` (Lawson and Hanson's active-set method)."""
+    import numpy as np
 
-
-def load_or_measure(cache_dir: Path = DEFAULT_CACHE, grid: LatencyGrid = LatencyGrid()) -> LatencyTable:
-    """The cached table for this machine and grid, measuring it (a few seconds) the first time."""
-    key = {**machine_key(), **asdict(grid)}
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    path = Path(cache_dir) / f"latency_{digest}.json"
-    if path.exists():
-        return LatencyTable(**json.loads(path.read_text()))
-    table = measure(grid)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(asdict(table)))
-    os.replace(tmp, path)
-    return table
+    n = a.shape[1]
+    x, passive = np.zeros(n), np.zeros(n, dtype=bool)
+    gradient = a.T @ (b - a @ x)
+    for _ in range(max_iter):
+        if passive.all() or gradient[~passive].max(initial=-np.inf) <= tolerance:
+            break
+        passive[np.argmax(np.where(passive, -np.inf, gradient))] = True
+        while True:
+            z = np.zeros(n)
+            z[passive] = np.linalg.lstsq(a[:, passive], b, rcond=None)[0]
+            if (z[passive] > tolerance).all():
+                x = z
+                break
+            blocked = passive & (z <= tolerance)
+            alpha = np.min(x[blocked] / (x[blocked] - z[blocked]))
+            x = x + alpha * (z - x)
+            passive &= x > tolerance
+        gradient = a.T @ (b - a @ x)
+    return x

@@ -1,0 +1,110 @@
+"""Short distillations of sampled genomes: the measurements the accuracy predictor is fitted to.
+
+Each sampled genome is distilled with the student's own ``fit`` config (the one ``compress`` passes to
+the student stage: its DistillationModule, soft labels, teacher, task, tokenizer cache and seed), with
+the genome's architecture, block size and training genes written over it, on a slice of the training
+budget: ``epochs`` epochs of at most ``train_batches`` batches of the unlabelled split (the split and its
+soft labels are unchanged, so the cached soft labels serve every unit). A unit's accuracy is its best
+validation accuracy.
+
+Every unit is cached: ``DIR/samples/<i>-<key>/result.json`` (key: a hash of the unit's complete config
+and of the soft-label file). A finished unit is never run again; a unit killed mid-way (no
+``result.json``) is run again from its start — seeded, so it ends as it would have.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lit_compressor.compress import deep_merge, digest, resolve_stage, with_checkpoint_folder, write_yaml
+from lit_compressor.errors import UserError
+from lit_compressor.search.space import Genome, SearchSpace
+
+RESULT = "result.json"
+
+
+def student_fit_config(fit: str | Path | dict[str, Any] | None) -> dict[str, Any]:
+    """The student's ``fit`` config: a file (the CLI's ``predictor.fit``), or a mapping (Python callers)."""
+    if fit is None:
+        raise UserError("the accuracy predictor needs the student's fit config (predictor.fit).",
+                        fix="Set predictor.fit to a distillation config, e.g. configs/bigclonebench/distill_3mb.yaml "
+                            "(compress links its own student stage).")
+    config = resolve_stage(str(fit) if isinstance(fit, Path) else fit, "student")
+    if "model" not in config:
+        raise UserError("predictor.fit is not a fit config (no `model`).",
+                        fix="Give a distillation fit config, e.g. configs/bigclonebench/distill_3mb.yaml.")
+    return config
+
+
+def unit_config(fit: dict[str, Any], genome: Genome, space: SearchSpace, epochs: int, train_batches: int | None,
+                folder: Path) -> dict[str, Any]:
+    """The fit config of one unit: the student's, with the genome and the slice written over it."""
+    extras = space.extras(genome)
+    model = {"architecture": space.architecture(genome).to_dict(), "output_dir": None}
+    model.update({k: extras[k] for k in ("lr", "dropout") if k in extras})
+    trainer = {"max_epochs": epochs, "limit_train_batches": train_batches or 1.0, "logger": False,
+               "enable_progress_bar": False, "enable_model_summary": False, "default_root_dir": str(folder)}
+    config = deep_merge(fit, {"model": {"init_args": model}, "data": {"block_size": space.block_of(genome)},
+                              "trainer": trainer, "test_after_fit": False})
+    config["trainer"] = with_checkpoint_folder(config["trainer"], folder / "checkpoints")
+    for callback in config["trainer"]["callbacks"]:  # only the best score is needed, not the weights
+        if isinstance(callback, dict) and callback.get("class_path", "").endswith("ModelCheckpoint"):
+            callback["init_args"].update({"save_last": False, "save_top_k": 1})
+    return config
+
+
+def run_unit(config_path: Path) -> float:
+    """Fit one unit in this process; its best validation accuracy."""
+    from lit_compressor.lightning_cli import run_lightning_cli
+
+    cli = run_lightning_cli(["fit", "--config", str(config_path)])
+    if cli.trainer.interrupted:
+        raise UserError("a sampled distillation was interrupted.", config_path, "Run the search again: it resumes.")
+    score = cli.trainer.checkpoint_callback.best_model_score
+    if score is None:
+        raise RuntimeError(f"{config_path}: the unit logged no val/accuracy")
+    return float(score)
+
+
+def distil(genomes: list[Genome], space: SearchSpace, fit: str | dict[str, Any] | None, epochs: int,
+           train_batches: int | None, output: Path, on_done: Callable[[int], None] | None = None) -> list[dict]:
+    """Each genome's unit result (``genome``, ``accuracy``, ``seconds``), running the units not yet done."""
+    from lit_compressor.soft_labels import file_fingerprint
+
+    base = student_fit_config(fit)
+    soft_labels = base.get("model", {}).get("init_args", {}).get("soft_labels")
+    labels = file_fingerprint(Path(soft_labels)) if soft_labels and Path(soft_labels).exists() else None
+    results = []
+    for index, genome in enumerate(genomes):
+        draft = unit_config(base, genome, space, epochs, train_batches, Path("UNIT"))
+        folder = Path(output) / "samples" / f"{index:02d}-{digest(draft, labels)}"
+        result_file = folder / RESULT
+        if result_file.is_file():
+            results.append(json.loads(result_file.read_text()))
+        else:
+            results.append(_run(genome, unit_config(base, genome, space, epochs, train_batches, folder), folder))
+        if on_done is not None:
+            on_done(index + 1)
+    return results
+
+
+def _run(genome: Genome, config: dict[str, Any], folder: Path) -> dict:
+    if folder.exists():  # killed mid-way: start the unit again (seeded: it ends as it would have)
+        shutil.rmtree(folder)
+    path = write_yaml(folder / "fit.yaml", copy.deepcopy(config))
+    started = time.perf_counter()
+    accuracy = run_unit(path)
+    result = {"genome": list(genome), "accuracy": accuracy, "seconds": round(time.perf_counter() - started, 1),
+              "config": str(path)}
+    shutil.rmtree(folder / "checkpoints", ignore_errors=True)
+    tmp = folder / f".{RESULT}.tmp{os.getpid()}"
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(tmp, folder / RESULT)
+    return result
