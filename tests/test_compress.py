@@ -36,8 +36,9 @@ def test_compress_runs_every_stage_then_skips_them(tiny_bert, tmp_path):
     names = ["teacher", "label", "search", "student", "export", "benchmark"]
     assert [s["name"] for s in report["stages"]] == names
     assert not any(s["skipped"] for s in report["stages"])
-    assert all(s["seconds"] > 0 for s in report["stages"]) and report["wall_seconds"] >= sum(
-        s["seconds"] for s in report["stages"])
+    stage_seconds = [s["seconds"] for s in report["stages"]]  # each rounded to 0.1 s
+    assert all(seconds > 0 for seconds in stage_seconds)
+    assert report["wall_seconds"] >= sum(stage_seconds) - 0.05 * len(stage_seconds)
     student, searched = report["student"], yaml.safe_load((run / "search/architecture.yaml").read_text())
     assert student["params"] == searched["priced_for"]["params"]  # the search priced what was built
     assert searched["priced_for"]["block_size"] == 64 and searched["priced_for"]["family"] == "bert"

@@ -190,6 +190,11 @@ class GraphCodeEncoder:
         self._graphs: dict[str, DataFlowGraph] = {}
         self._inputs: dict[str, GraphInput] = {}
 
+    @property
+    def block_size(self) -> int:
+        """Positions per function: code and data-flow nodes."""
+        return self.code_length + self.flow_length
+
     def prepare(self, examples: Iterable[Example]) -> None:
         """Extract the graphs of every function of ``examples`` now (``workers`` processes, ``cache_dir``)."""
         codes = [self.source(code) for example in examples for code in example.codes]
