@@ -13,8 +13,8 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def command_of(path: Path, config: dict) -> str | None:
-    if {"sweeps", "logging"} & set(path.relative_to(CONFIGS).parts):
-        return None  # W&B sweep definitions and logger fragments: tests/test_sweeps.py, tests/test_wandb.py
+    if {"sweeps", "logging", "architectures"} & set(path.relative_to(CONFIGS).parts):
+        return None  # W&B sweeps, logger fragments, fixed genes: tests/test_sweeps.py, tests/test_wandb.py, below
     if {"teacher", "teacher_folder", "student"} & set(config):
         return "compress"
     if "model" in config:
@@ -64,3 +64,19 @@ def test_compress_configs_name_stage_configs_that_parse(path: Path, capsys, tmp_
         assert done.value.code in (0, None), capsys.readouterr().err
     if config.get("search"):
         assert resolve_stage(config["search"], "search")["space"]["num_hidden_layers"]
+
+
+def test_shipped_architecture_fits_3mb_where_the_compress_configs_use_it():
+    """The quick start's fixed student is within 3 MB for both tasks' heads and block sizes (the count the
+    quick start's student was built with: 707,074)."""
+    from lit_compressor.search.architecture import load_architecture
+    from lit_compressor.search.cost import cost
+    from lit_compressor.search.space import SearchSpace
+
+    genes = load_architecture(CONFIGS / "architectures/shallow_wide_3mb.yaml")
+    genome = (genes.num_hidden_layers, genes.hidden_size, genes.num_attention_heads, genes.intermediate_size,
+              genes.vocab_size)
+    pairs = cost(genome, SearchSpace(block_size=128, num_inputs=2, family="bert", pair_head="interaction"))
+    single = cost(genome, SearchSpace(block_size=256, num_inputs=1, family="bert"))
+    assert pairs.params == 707_074 and single.params == 674_306
+    assert max(pairs.size_mb, single.size_mb) <= 3.0
