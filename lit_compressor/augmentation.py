@@ -62,10 +62,15 @@ def nearest_neighbours(vectors: torch.Tensor, count: int, chunk: int = 1024) -> 
     return torch.cat(rows)
 
 
+def epoch_generator(settings: Augmentation, epoch: int) -> torch.Generator:
+    """The random generator of one epoch's draws: from ``(seed, epoch)`` alone, the same on every rank."""
+    return torch.Generator().manual_seed(settings.seed * 1_000_003 + epoch)
+
+
 def draw_pairs(settings: Augmentation, epoch: int, num_functions: int,
                neighbours: torch.Tensor | None) -> torch.Tensor:
     """``[pairs_per_epoch, 2]`` cache rows of the epoch's extra pairs, from ``(seed, epoch)`` alone."""
-    generator = torch.Generator().manual_seed(settings.seed * 1_000_003 + epoch)
+    generator = epoch_generator(settings, epoch)
     count = settings.pairs_per_epoch
     anchors = torch.randint(num_functions, (count,), generator=generator)
     if settings.strategy == "neighbours" and neighbours is not None and neighbours.shape[1] > 0:
@@ -77,24 +82,36 @@ def draw_pairs(settings: Augmentation, epoch: int, num_functions: int,
     return torch.where(swap[:, None], torch.stack([partners, anchors], 1), torch.stack([anchors, partners], 1))
 
 
-class EpochPairs(Dataset):
+class EpochDraws(Dataset):
+    """What an epoch serves, drawn from the function cache: :meth:`set_epoch` redraws it once per epoch."""
+
+    def __init__(self, functions: TeacherFunctions, settings: Augmentation, with_neighbours: bool):
+        self.functions, self.settings = functions, settings
+        self.neighbours = nearest_neighbours(functions.vectors, settings.neighbours) if with_neighbours else None
+        self.classifier = functions.classifier()  # the teacher's head
+        self.epoch = -1
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.epoch = epoch
+            self.draw(epoch)
+
+    def draw(self, epoch: int) -> None:
+        raise NotImplementedError
+
+
+class EpochPairs(EpochDraws):
     """The unlabelled split plus this epoch's teacher-labelled pairs; :meth:`set_epoch` redraws them."""
 
     def __init__(self, examples: list[Example], functions: TeacherFunctions, codes: dict[str, str],
                  settings: Augmentation):
-        self.examples, self.functions, self.codes, self.settings = examples, functions, codes, settings
-        self.neighbours = (nearest_neighbours(functions.vectors, settings.neighbours)
-                           if settings.strategy == "neighbours" else None)
-        self.classifier = functions.classifier()  # the teacher's head
+        super().__init__(functions, settings, with_neighbours=settings.strategy == "neighbours")
+        self.examples, self.codes = examples, codes
         self.extra: list[Example] = []
         self.targets: dict[str, torch.Tensor] = {}
-        self.epoch = -1
         self.set_epoch(0)
 
-    def set_epoch(self, epoch: int) -> None:
-        if epoch == self.epoch:
-            return
-        self.epoch = epoch
+    def draw(self, epoch: int) -> None:
         rows = draw_pairs(self.settings, epoch, len(self.functions.keys), self.neighbours)
         logits = self.functions.logits(rows, self.classifier)
         keys = self.functions.keys
@@ -116,23 +133,17 @@ class FunctionGroup:
     rows: tuple[int, ...]
 
 
-class EpochFunctions(Dataset):
+class EpochFunctions(EpochDraws):
     """``functions`` mode: every cached function once a epoch as an anchor, in groups with its neighbours."""
 
     def __init__(self, functions: TeacherFunctions, settings: Augmentation):
-        self.functions, self.settings = functions, settings
-        self.neighbours = (nearest_neighbours(functions.vectors, settings.neighbours)
-                           if settings.strategy == "neighbours" and settings.group_size > 1 else None)
-        self.classifier = functions.classifier()  # the teacher's head
+        super().__init__(functions, settings,
+                         with_neighbours=settings.strategy == "neighbours" and settings.group_size > 1)
         self.groups: list[FunctionGroup] = []
-        self.epoch = -1
         self.set_epoch(0)
 
-    def set_epoch(self, epoch: int) -> None:
-        if epoch == self.epoch:
-            return
-        self.epoch = epoch
-        generator = torch.Generator().manual_seed(self.settings.seed * 1_000_003 + epoch)
+    def draw(self, epoch: int) -> None:
+        generator = epoch_generator(self.settings, epoch)
         count = len(self.functions.keys)
         anchors = torch.randperm(count, generator=generator)
         others = self.settings.group_size - 1

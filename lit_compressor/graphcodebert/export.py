@@ -96,7 +96,7 @@ def export_graph(model: Path, output: Path, examples: list[Example], check_input
     encoder = graph_encoder(tokenizer, metadata)
     report: dict[str, Any] = {
         "model": str(model), "num_inputs": classifier.num_inputs, "inputs": "dataflow",
-        "language": metadata.get("language"), "block_size": encoder.code_length + encoder.flow_length,
+        "language": metadata.get("language"), "block_size": encoder.block_size,
         "parameters": sum(p.numel() for p in classifier.parameters()), "check_inputs": check_inputs,
     }
     reference = graph_logits(GraphTorchRunner(classifier), encoder, examples)
