@@ -10,14 +10,15 @@ import numpy as np
 import pytest
 import torch
 from conftest import SHARED_DATA, sample_functions
-from tokenizers import Tokenizer, models, pre_tokenizers
+from tokenizers import Tokenizer
 from torch import nn
+from toy_dataflow import TOY, word_level_tokenizer
 from transformers import RobertaConfig, RobertaForSequenceClassification, RobertaModel
 
 from lit_compressor.cli import main
 from lit_compressor.compressor_import import detect_layout, import_compressor
 from lit_compressor.errors import UserError
-from lit_compressor.graphcodebert.dataflow import COMES_FROM, COMPUTED_FROM, DataFlowGraph, FlowNode
+from lit_compressor.graphcodebert.dataflow import DataFlowGraph
 from lit_compressor.graphcodebert.inputs import (
     COMPRESSOR_CLONE,
     COMPRESSOR_VULNERABILITY,
@@ -27,7 +28,7 @@ from lit_compressor.graphcodebert.inputs import (
 )
 from lit_compressor.inference import TinyClassifier
 from lit_compressor.models.hf_folder import read_metadata
-from lit_compressor.tokenization import train_student_tokenizer, wrap_tokenizer
+from lit_compressor.tokenization import train_student_tokenizer
 
 RELEASE = SHARED_DATA.parent / "compressor-release"
 CLONE_BIN = RELEASE / "GraphCodeBERT_clone_detection_3MB.bin"
@@ -154,19 +155,7 @@ def test_hidden_size_not_divisible_by_heads_is_a_clear_cli_error(tmp_path, bpe_f
 
 @pytest.fixture(scope="module")
 def toy_tokenizer():
-    words = ["<s>", "<pad>", "</s>", "<unk>", "x", "=", "a", "_", "b", ";", "y"]
-    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Split("_", "isolated")])
-    return wrap_tokenizer(tokenizer)
-
-
-TOY = DataFlowGraph(("x", "=", "a_b", ";", "y", "=", "x"), (
-    FlowNode("x", 0, COMPUTED_FROM, (2,)),
-    FlowNode("a_b", 2, COMES_FROM),
-    FlowNode("y", 4, COMPUTED_FROM, (6,)),
-    FlowNode("x", 6, COMES_FROM, (0,)),
-))
+    return word_level_tokenizer(["<s>", "<pad>", "</s>", "<unk>", "x", "=", "a", "_", "b", ";", "y"])
 
 
 def test_compressor_layout_keeps_cut_nodes_unaligned(toy_tokenizer):

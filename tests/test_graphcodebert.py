@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers
+from toy_dataflow import TOY, word_level_tokenizer
 
 from lit_compressor.data.readers import Example
 from lit_compressor.graphcodebert import dataflow
@@ -16,13 +16,12 @@ from lit_compressor.graphcodebert.dataflow import (
     COMES_FROM,
     COMPUTED_FROM,
     DataFlowGraph,
-    FlowNode,
     extract_dataflow,
     precompute_dataflow,
 )
 from lit_compressor.graphcodebert.inputs import GraphCodeEncoder, build_graph_input, graph_attention_mask
 from lit_compressor.graphcodebert.model import build_graphcodebert_classifier
-from lit_compressor.tokenization import train_student_tokenizer, wrap_tokenizer
+from lit_compressor.tokenization import train_student_tokenizer
 
 DATA = Path("/work/shared/data")
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="real data sets not present")
@@ -131,19 +130,7 @@ def test_error_subtrees_add_no_flow():
 
 @pytest.fixture(scope="module")
 def toy_tokenizer():
-    words = ["<s>", "<pad>", "</s>", "<unk>", "@", "x", "=", "a", "_", "b", ";", "y"]
-    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Split("_", "isolated")])
-    return wrap_tokenizer(tokenizer)
-
-
-TOY = DataFlowGraph(("x", "=", "a_b", ";", "y", "=", "x"), (
-    FlowNode("x", 0, COMPUTED_FROM, (2,)),
-    FlowNode("a_b", 2, COMES_FROM),
-    FlowNode("y", 4, COMPUTED_FROM, (6,)),
-    FlowNode("x", 6, COMES_FROM, (0,)),
-))
+    return word_level_tokenizer(["<s>", "<pad>", "</s>", "<unk>", "@", "x", "=", "a", "_", "b", ";", "y"])
 
 
 def test_layout_and_position_ids(toy_tokenizer):
