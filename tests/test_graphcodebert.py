@@ -143,6 +143,18 @@ def test_layout_and_position_ids(toy_tokenizer):
     assert item.node_edges == [[1], [], [3], [0]]
 
 
+def test_layout_ignores_padding_and_truncation_set_in_tokenizer_json():
+    """A tokenizer.json may pad every encoding to a fixed length (the MiniLM's pads to 128): the code tokens'
+    sub-words must still be their own ids, not a token followed by padding."""
+    words = ["<s>", "<pad>", "</s>", "<unk>", "@", "x", "=", "a", "_", "b", ";", "y"]
+    padded = word_level_tokenizer(words)
+    padded.backend_tokenizer.enable_padding(length=8, pad_id=1, pad_token="<pad>")
+    padded.backend_tokenizer.enable_truncation(max_length=2)
+    item = build_graph_input(TOY, padded, code_length=12, flow_length=4)
+    assert item.input_ids == [0, 5, 6, 7, 8, 9, 10, 11, 6, 5, 2, 3, 3, 3, 3]
+    assert padded.backend_tokenizer.padding is not None  # the user's tokenizer is left as it was
+
+
 def test_graph_guided_attention_mask(toy_tokenizer):
     item = build_graph_input(TOY, toy_tokenizer, code_length=12, flow_length=4)
     mask = graph_attention_mask(item, length=16)  # one padding position

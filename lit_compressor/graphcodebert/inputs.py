@@ -11,11 +11,13 @@ used by our teachers) and the Compressor research code's, whose released student
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from tokenizers import Tokenizer
 from transformers import PreTrainedTokenizerBase
 
 from lit_compressor.data.readers import Example, normalize_whitespace
@@ -82,21 +84,40 @@ class GraphInput:
         return len(self.input_ids)
 
 
+_UNPADDED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def unpadded_backend(tokenizer: PreTrainedTokenizerBase) -> Tokenizer:
+    """The fast tokenizer's Rust backend without the padding and truncation its ``tokenizer.json`` may set
+    (the MiniLM's pads every encoding to 128 ids), which the Python wrapper overrides but the backend
+    applies."""
+    backend = tokenizer.backend_tokenizer
+    if backend.padding is None and backend.truncation is None:
+        return backend
+    plain = _UNPADDED.get(tokenizer)
+    if plain is None:
+        plain = _UNPADDED[tokenizer] = Tokenizer.from_str(backend.to_str())
+        plain.no_padding()
+        plain.no_truncation()
+    return plain
+
+
+def encode_pieces(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> list[list[int]]:
+    """Sub-word ids of each text, no special tokens, no padding."""
+    if tokenizer.is_fast:  # the Rust tokenizer directly: the Python wrapper costs more than the BPE
+        return [e.ids for e in unpadded_backend(tokenizer).encode_batch(texts, add_special_tokens=False)]
+    return tokenizer(texts, add_special_tokens=False)["input_ids"]
+
+
 def subword_ids(tokenizer: PreTrainedTokenizerBase, tokens: Sequence[str], alone: bool = False) -> list[list[int]]:
-    """BPE ids of each code token, every token but the first read as if after a space (GraphCodeBERT), or
-    each token encoded on its own (``alone``)."""
+    """Sub-word ids of each code token, every token but the first read as if after a space (GraphCodeBERT),
+    or each token encoded on its own (``alone``)."""
     if not tokens:
         return []
     if alone:
-        if tokenizer.is_fast:
-            return [e.ids for e in tokenizer.backend_tokenizer.encode_batch(list(tokens), add_special_tokens=False)]
-        return tokenizer(list(tokens), add_special_tokens=False)["input_ids"]
-    # "@ tok" -> ["@", "Ġtok", ...]: the "@" is split off by the byte-level pre-tokenizer and dropped.
-    texts = [tokens[0]] + ["@ " + token for token in tokens[1:]]
-    if tokenizer.is_fast:  # the Rust tokenizer directly: the Python wrapper costs more than the BPE
-        ids = [e.ids for e in tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False)]
-    else:
-        ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+        return encode_pieces(tokenizer, list(tokens))
+    # "@ tok" -> ["@", "Ġtok", ...]: the "@" is split off by the pre-tokenizer and dropped.
+    ids = encode_pieces(tokenizer, [tokens[0]] + ["@ " + token for token in tokens[1:]])
     return [ids[0]] + [row[1:] for row in ids[1:]]
 
 
