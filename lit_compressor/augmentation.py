@@ -12,6 +12,8 @@ Two ways to train on them (``mode``):
   some of its nearest functions — and *every ordered pair* of the batch's functions is a training
   pair. Each function is encoded once a batch however many pairs it is in, so an epoch (every
   cached function once as an anchor) costs a fraction of an epoch of pairs and sees many more pairs.
+  For a single-function task each function of the batch is one example, labelled by the teacher's head:
+  an epoch is every cached function (the labelled split's too when ``label`` cached them).
 
 What epoch ``e`` serves depends only on ``(seed, e)``: every DDP rank builds the same list and its
 sampler takes its own share.
@@ -33,10 +35,10 @@ AUGMENTED = "aug:"
 
 @dataclass
 class Augmentation:
-    """Extra teacher-labelled pairs per epoch (pair tasks with a function cache only)."""
+    """Extra teacher-labelled examples per epoch, drawn from the soft-label file's function cache."""
 
     pairs_per_epoch: int = 0
-    """``pairs`` mode: extra pairs each epoch (0: none)."""
+    """``pairs`` mode (pair tasks): extra pairs each epoch (0: none)."""
     mode: Literal["pairs", "functions"] = "pairs"
     strategy: Literal["random", "neighbours"] = "neighbours"
     neighbours: int = 10

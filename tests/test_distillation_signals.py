@@ -14,6 +14,7 @@ from safetensors import safe_open
 
 from lit_compressor.augmentation import Augmentation, EpochPairs, draw_pairs, nearest_neighbours
 from lit_compressor.data.datamodule import CodeDataModule
+from lit_compressor.data.readers import Example
 from lit_compressor.data.task import TaskData
 from lit_compressor.label import label
 from lit_compressor.losses import masked_mean, representation_loss
@@ -184,6 +185,47 @@ def test_augment_and_representation_need_the_function_cache(tmp_path):
         DistillationModule(TINY, soft_labels=str(path), representation=Representation(weight=1.0))
     with pytest.raises(UserError, match="pair tasks"):
         DistillationModule(TINY, soft_labels=str(path), num_inputs=1, augment=Augmentation(pairs_per_epoch=4))
+
+
+def test_function_batches_of_a_single_function_task_train_on_every_cached_function(tmp_path):
+    """A single-function task (Devign's layout): ``functions`` mode serves the unlabelled and labelled
+    splits' functions, each a training example whose target is the teacher's head on its cached vector."""
+    from lit_compressor.losses import distillation_loss
+
+    codes = sample_functions(60)
+    for split, part in {"label_train": codes[:20], "unlabel_train": codes[20:44], "valid": codes[44:52],
+                        "test": codes[52:60]}.items():
+        rows = [{"func": c, "idx": f"{split}{i}", "target": i % 2} for i, c in enumerate(part)]
+        (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    task = TaskData(format="devign", data_dir=str(tmp_path))
+    torch.manual_seed(0)
+    teacher = tmp_path / "teacher"
+    save_classifier(build_student(StudentArchitecture(1, 48, 2, 64, 400), num_inputs=1, max_positions=130,
+                                  pooling="mean"), train_student_tokenizer(codes, 400), teacher)
+    path = label(str(teacher), tmp_path / "soft.safetensors", task, block_size=64, functions_from=["labelled"])
+    module = DistillationModule(TINY, soft_labels=str(path), block_size=64, num_inputs=1,
+                                tokenizer_cache=str(tmp_path / "tok"),
+                                augment=Augmentation(mode="functions", strategy="random", group_size=1))
+    trainer = L.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        limit_val_batches=0, default_root_dir=tmp_path)
+    trainer.fit(module, datamodule=CodeDataModule(task, batch_size=8, block_size=64))
+    data = trainer.train_dataloader.dataset
+    cached = len({function_key(c) for c in codes[:44]})  # the sample repeats some functions
+    assert len(data) == cached and sorted(group.rows[0] for group in data.groups) == list(range(cached))
+
+    batch = module.collate(data.groups[:5])
+    assert batch["pair_index"].tolist() == [[0], [1], [2], [3], [4]]  # each function is one example
+    module.eval()
+    logits, targets, _ = module._function_batch_losses(batch)
+    with torch.no_grad():
+        expected = module.model(batch["input_ids"], batch["attention_mask"])
+    torch.testing.assert_close(logits, expected)
+    predictor = TeacherPredictor(str(teacher), block_size=64)
+    examples = [Example(str(row), (module._codes[row],)) for row in batch["function_rows"].reshape(-1).tolist()]
+    with torch.no_grad():
+        direct = predictor(predictor.collate(examples))
+    torch.testing.assert_close(targets, direct, atol=2e-3, rtol=0)
+    assert distillation_loss(logits, targets).item() > 0
 
 
 def test_function_batches_train_on_every_pair_of_their_functions(soft_labels, tmp_path):

@@ -70,7 +70,8 @@ class DistillationModule(ClassifierModule):
       ``s`` through a learned linear ``P`` (student width -> teacher width) and the teacher's cached vector
       ``t`` (the soft-label file's function cache);
     - ``hidden_states``: the same per mapped layer, against an online teacher's layer states;
-    - ``augment``: fresh teacher-labelled pairs every epoch (see :mod:`lit_compressor.augmentation`).
+    - ``augment``: fresh teacher-labelled pairs every epoch, or (``mode: functions``, pair and single tasks)
+      every cached function, labelled by the teacher's head (see :mod:`lit_compressor.augmentation`).
 
     Projections are training-only: neither the teacher nor they enter the saved student, its export or
     its size. The student tokenizer (byte-level BPE with exactly ``vocab_size`` tokens) is trained on
@@ -106,9 +107,10 @@ class DistillationModule(ClassifierModule):
         if (self.representation.weight > 0 or self.augment.enabled) and targets != "cached":
             raise UserError("representation and augment read the soft-label file's function cache.",
                             "model.init_args.targets", "Use targets: cached with a soft_labels file.")
-        if self.augment.enabled and num_inputs != 2:
-            raise UserError("augment makes new pairs: it is for pair tasks (clone detection).",
-                            "model.init_args.augment", "Remove `augment` (or set mode: pairs, pairs_per_epoch: 0).")
+        if self.augment.pairs_per_epoch > 0 and num_inputs != 2:
+            raise UserError("augment mode pairs makes new pairs: it is for pair tasks (clone detection).",
+                            "model.init_args.augment", "Use mode: functions (every cached function a training "
+                            "example), or remove `augment`.")
         priced: dict = {}
         if isinstance(architecture, str):  # an architecture.yaml written by the search
             priced = read_priced_for(architecture)
@@ -259,10 +261,12 @@ class DistillationModule(ClassifierModule):
         return batch
 
     def collate_functions(self, groups: list[FunctionGroup]) -> dict:
-        """A batch of ``functions`` mode: each function once, and every ordered pair of them."""
+        """A batch of ``functions`` mode: each function once, and every ordered pair of them (a single-function
+        task: each function)."""
         rows = list(dict.fromkeys(row for group in groups for row in group.rows))
         batch = self.code_encoder.encode_codes([[self._codes[row]] for row in rows])
-        batch.update(function_rows=torch.tensor(rows)[:, None], pair_index=all_pairs(len(rows)),
+        examples = all_pairs(len(rows)) if self.num_inputs == 2 else torch.arange(len(rows))[:, None]
+        batch.update(function_rows=torch.tensor(rows)[:, None], pair_index=examples,
                      ids=[self._labels.functions.keys[row] for row in rows])
         return batch
 
@@ -295,7 +299,8 @@ class DistillationModule(ClassifierModule):
         return loss
 
     def _function_batch_losses(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, dict]:
-        """``functions`` mode: the student's and the teacher's logits of every pair of the batch's functions."""
+        """``functions`` mode: the student's and the teacher's logits of every example (pair, or function) that
+        ``pair_index`` makes of the batch's functions."""
         functions = self._labels.functions
         inputs = model_inputs(batch)
         output, mask = self.model.encode(**inputs)
