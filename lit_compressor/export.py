@@ -9,6 +9,9 @@ Files written to ``output``:
 - ``model.int8.onnx``: ONNX Runtime dynamic int8 quantisation of the optimized graph;
 - ``export.json``: sizes, the ONNX-vs-PyTorch check and the accuracy of every form on a test slice.
 
+A data-flow folder (GraphCodeBERT's inputs) exports the same way; its graph also takes ``position_ids``
+``[B, n, L]`` and its ``attention_mask`` is the bool graph-guided mask ``[B, n, L, L]``.
+
 int8 is done in ONNX rather than with ``torch.ao`` dynamic quantisation: a quantised PyTorch module
 only round-trips through pickle (``torch.save``), which we never ship, while an int8 ONNX file is
 plain protobuf that ONNX Runtime loads safely on every platform an IDE plug-in runs on.
@@ -31,7 +34,6 @@ from lit_compressor.data.readers import Example
 from lit_compressor.data.task import load_task, seeded_sample
 from lit_compressor.errors import UserError
 from lit_compressor.inference import DEFAULT_BLOCK_SIZE, OrtRunner, TorchRunner, softmax
-from lit_compressor.models.classifier import CodeClassifier
 from lit_compressor.models.hf_folder import load_classifier, read_metadata, save_classifier
 from lit_compressor.tokenization import CodeEncoder
 
@@ -45,18 +47,22 @@ def sample_test_split(data: str | Path, limit: int | None = None, seed: int = 0)
     return seeded_sample(load_task(data).read("test"), limit, seed)
 
 
-class LogitsModule(torch.nn.Module):
-    """The exported graph: ``input_ids``/``attention_mask`` ``[B, n, L]`` -> ``logits`` ``[B, labels]``."""
+MODEL_INPUTS = ("input_ids", "attention_mask", "position_ids")  # position_ids: data-flow models only
 
-    def __init__(self, classifier: CodeClassifier):
+
+class LogitsModule(torch.nn.Module):
+    """The exported graph: ``input_ids``/``attention_mask`` ``[B, n, L]`` (a data-flow model: also
+    ``position_ids`` ``[B, n, L]``, and the graph-guided mask ``[B, n, L, L]``) -> ``logits`` ``[B, labels]``."""
+
+    def __init__(self, classifier: torch.nn.Module):
         super().__init__()
         self.classifier = classifier
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.classifier(input_ids, attention_mask)
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.classifier(*inputs)
 
 
-def export_onnx(model: CodeClassifier, sample: dict[str, torch.Tensor], path: Path) -> Path:
+def export_onnx(model: torch.nn.Module, sample: dict[str, torch.Tensor], path: Path) -> Path:
     """Export with dynamic batch and length axes (TorchScript exporter, eager attention).
 
     The eager attention graph (MatMul, Softmax, MatMul) is the one ONNX Runtime's transformer
@@ -65,13 +71,13 @@ def export_onnx(model: CodeClassifier, sample: dict[str, torch.Tensor], path: Pa
     model = copy.deepcopy(model).eval()
     if hasattr(model.encoder, "set_attn_implementation"):
         model.encoder.set_attn_implementation("eager")
-    axes = {0: "batch", 2: "length"}
+    names = [name for name in MODEL_INPUTS if name in sample]
+    axes = {name: {0: "batch", 2: "length", **({3: "length"} if sample[name].dim() == 4 else {})} for name in names}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(LogitsModule(model).eval(), (sample["input_ids"], sample["attention_mask"]),
-                          str(path), input_names=["input_ids", "attention_mask"], output_names=["logits"],
-                          dynamic_axes={"input_ids": axes, "attention_mask": axes, "logits": {0: "batch"}},
-                          opset_version=17, dynamo=False)
+        torch.onnx.export(LogitsModule(model).eval(), tuple(sample[name] for name in names), str(path),
+                          input_names=names, output_names=["logits"],
+                          dynamic_axes={**axes, "logits": {0: "batch"}}, opset_version=17, dynamo=False)
     return path
 
 
@@ -102,12 +108,12 @@ def quantize_onnx(source: Path, path: Path) -> Path:
     return path
 
 
-def batched_logits(runner, encoder: CodeEncoder, examples: list[Example], batch_size: int = 8) -> np.ndarray:
+def batched_logits(runner, encoder, examples: list[Example], batch_size: int = 8) -> np.ndarray:
     """Logits of every example, batches padded to their longest function."""
     out = []
     for start in range(0, len(examples), batch_size):
         batch = encoder.encode_codes([e.codes for e in examples[start:start + batch_size]])
-        out.append(runner(batch["input_ids"], batch["attention_mask"]))
+        out.append(runner(**{name: batch[name] for name in MODEL_INPUTS if name in batch}))
     return np.concatenate(out)
 
 
@@ -162,29 +168,28 @@ def export(model: Path, output: Path, onnx: bool = True, int8: bool = True, over
     if int8 and not onnx:
         raise UserError("int8 export quantises the ONNX model.", fix="Pass --onnx true, or --int8 false.")
     check_output(output, model, overwrite)
-    if (model / "config.json").is_file() and read_metadata(model).get("kind") == "graphcodebert":
-        from lit_compressor.graphcodebert.export import export_graph  # data-flow inputs
+    dataflow = (model / "config.json").is_file() and read_metadata(model).get("kind") == "graphcodebert"
+    if dataflow:
+        from lit_compressor.graphcodebert.folder import graph_encoder, load_graph_classifier
 
-        examples = sample_test_split(data, samples) if data is not None else random_examples(
-            int(read_metadata(model).get("num_inputs", 1)))
-        note = f"{len(examples)} test examples from {data}" if data else "made-up code (no --data)"
-        return export_graph(model, output, examples, note, onnx, int8, overwrite)
-    classifier, tokenizer, metadata = load_classifier(model)
+        classifier, tokenizer, metadata = load_graph_classifier(model)
+        encoder = graph_encoder(tokenizer, metadata)
+        inputs = {"inputs": "dataflow", "language": metadata.get("language"), "block_size": encoder.block_size}
+    else:
+        classifier, tokenizer, metadata = load_classifier(model)
+        encoder = CodeEncoder(tokenizer, int(metadata.get("block_size", DEFAULT_BLOCK_SIZE)))
+        inputs = {"block_size": encoder.block_size}
+    examples = sample_test_split(data, samples) if data is not None else random_examples(classifier.num_inputs)
+    if not examples:
+        raise UserError("no examples to check the export on: the test split is empty.", data,
+                        "Give --data a task with a test split.")
     if overwrite and output.is_dir() and output.resolve() != model.resolve():
         for name in ("model.onnx", "model.optimized.onnx", "model.int8.onnx", "export.json"):
             (output / name).unlink(missing_ok=True)
     if output.resolve() != model.resolve():  # in place, the folder already is the HF folder
-        extra = {k: v for k, v in metadata.items() if k != "num_inputs"}
-        save_classifier(classifier, tokenizer, output, extra)
-
-    block_size = int(metadata.get("block_size", DEFAULT_BLOCK_SIZE))
-    encoder = CodeEncoder(tokenizer, block_size)
-    if data is not None:
-        examples = sample_test_split(data, samples)
-    else:
-        examples = random_examples(classifier.num_inputs)
+        save_classifier(classifier, tokenizer, output, {k: v for k, v in metadata.items() if k != "num_inputs"})
     report: dict[str, Any] = {
-        "model": str(model), "num_inputs": classifier.num_inputs, "block_size": block_size,
+        "model": str(model), "num_inputs": classifier.num_inputs, **inputs,
         "parameters": sum(p.numel() for p in classifier.parameters()),
         "check_inputs": f"{len(examples)} test examples from {data}" if data else "made-up code (no --data)",
     }
@@ -211,7 +216,7 @@ def export(model: Path, output: Path, onnx: bool = True, int8: bool = True, over
             "agreement_with_fp32": float((logits.argmax(-1) == reference.argmax(-1)).mean()),
             "max_abs_prob_diff": float(np.abs(softmax(logits) - softmax(reference)).max()),
         }
-    if onnx:  # the encoder-only graph and the pair head, for clone search (lit_compressor.clones)
+    if onnx and not dataflow:  # the encoder-only graph and the pair head, for clone search (lit_compressor.clones)
         from lit_compressor.clones.graphs import export_clone_graphs
 
         check = encoder.encode_codes([e.codes for e in examples[:8]])
@@ -220,5 +225,6 @@ def export(model: Path, output: Path, onnx: bool = True, int8: bool = True, over
     (output / "export.json").write_text(json.dumps(report, indent=2) + "\n")
     report["files"] = file_sizes(output)
     sizes = ", ".join(f"{name} {size / 1e6:.2f} MB" for name, size in report["files"].items() if size > 1e5)
-    print(f"exported {model} -> {output}: {sizes}; accuracy {report['accuracy']}")
+    print(f"exported {model} -> {output}{' (data-flow inputs)' if dataflow else ''}: {sizes}; "
+          f"accuracy {report['accuracy']}")
     return report

@@ -39,18 +39,20 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class TorchRunner:
-    """Token tensors -> logits with the PyTorch model."""
+    """Token tensors (and a data-flow model's position ids) -> logits with the PyTorch model."""
 
     def __init__(self, model: torch.nn.Module):
         self.model = model.eval()
 
-    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> np.ndarray:
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                 position_ids: torch.Tensor | None = None) -> np.ndarray:
+        inputs = (input_ids, attention_mask) if position_ids is None else (input_ids, attention_mask, position_ids)
         with torch.inference_mode():
-            return self.model(input_ids, attention_mask).float().numpy()
+            return self.model(*inputs).float().numpy()
 
 
 class OrtRunner:
-    """Token tensors -> logits with an ONNX Runtime session (CPU)."""
+    """Token tensors (and a data-flow model's position ids) -> logits with an ONNX Runtime session (CPU)."""
 
     def __init__(self, path: Path, threads: int | None = None, spin: bool = False):
         import onnxruntime as ort
@@ -65,8 +67,11 @@ class OrtRunner:
         self.path = path
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
-    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> np.ndarray:
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                 position_ids: torch.Tensor | None = None) -> np.ndarray:
         feeds = {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()}
+        if position_ids is not None:  # a data-flow model: positions and the [B, n, L, L] graph mask
+            feeds["position_ids"] = position_ids.numpy()
         return self.session.run(["logits"], feeds)[0]
 
 
