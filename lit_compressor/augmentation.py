@@ -28,6 +28,7 @@ import torch
 from torch.utils.data import Dataset
 
 from lit_compressor.data.readers import Example
+from lit_compressor.seeding import epoch_generator
 from lit_compressor.soft_labels import TeacherFunctions
 
 AUGMENTED = "aug:"
@@ -64,15 +65,10 @@ def nearest_neighbours(vectors: torch.Tensor, count: int, chunk: int = 1024) -> 
     return torch.cat(rows)
 
 
-def epoch_generator(settings: Augmentation, epoch: int) -> torch.Generator:
-    """The random generator of one epoch's draws: from ``(seed, epoch)`` alone, the same on every rank."""
-    return torch.Generator().manual_seed(settings.seed * 1_000_003 + epoch)
-
-
 def draw_pairs(settings: Augmentation, epoch: int, num_functions: int,
                neighbours: torch.Tensor | None) -> torch.Tensor:
     """``[pairs_per_epoch, 2]`` cache rows of the epoch's extra pairs, from ``(seed, epoch)`` alone."""
-    generator = epoch_generator(settings, epoch)
+    generator = epoch_generator(settings.seed, epoch)
     count = settings.pairs_per_epoch
     anchors = torch.randint(num_functions, (count,), generator=generator)
     if settings.strategy == "neighbours" and neighbours is not None and neighbours.shape[1] > 0:
@@ -145,7 +141,7 @@ class EpochFunctions(EpochDraws):
         self.set_epoch(0)
 
     def draw(self, epoch: int) -> None:
-        generator = epoch_generator(self.settings, epoch)
+        generator = epoch_generator(self.settings.seed, epoch)
         count = len(self.functions.keys)
         anchors = torch.randperm(count, generator=generator)
         others = self.settings.group_size - 1

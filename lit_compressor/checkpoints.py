@@ -34,6 +34,7 @@ from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader, RandomSampler, Sampler, SequentialSampler
 
 from lit_compressor.errors import UserError
+from lit_compressor.seeding import epoch_generator, epoch_seed
 
 
 def load_checkpoint_state(path: str | Path, key: str | None = "state_dict") -> Any:
@@ -76,7 +77,7 @@ class EpochShuffleSampler(Sampler[int]):
         return self.n
 
     def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        generator = epoch_generator(self.seed, self.epoch)
         order = torch.randperm(self.n, generator=generator).tolist()
         start, self.start = self.start, 0
         return iter(order[start:])
@@ -120,7 +121,7 @@ class ResumableLoader(DataLoader):
         self._served = skip
         if self.generator is not None:  # worker seeds depend on (seed, epoch) only
             epoch = getattr(self.sampler, "epoch", 0)
-            self.generator.manual_seed(getattr(self.sampler, "seed", 0) * 1_000_003 + epoch)
+            self.generator.manual_seed(epoch_seed(getattr(self.sampler, "seed", 0), epoch))
         for batch in super().__iter__():
             self._served += 1
             yield batch
