@@ -46,16 +46,18 @@ def fit_variant(name: str, settings: dict[str, Any], args: argparse.Namespace, t
     settings = json.loads(json.dumps(settings))
     if settings.get("augment", {}).get("pairs_per_epoch") == "unlabelled":
         settings["augment"]["pairs_per_epoch"] = len(task.read("unlabelled")) * args.augment_ratio
+    if settings.get("augment", {}).get("mode") == "functions" and task.num_inputs == 1:
+        settings["augment"].update(strategy="random", group_size=1)  # each cached function an example
     L.seed_everything(args.seed)
     module = DistillationModule(architecture, soft_labels=str(soft_labels), num_inputs=task.num_inputs,
                                 num_labels=task.num_labels, block_size=args.block_size, lr=args.lr,
                                 tokenizer_cache=str(args.output / "tokenizers"), output_dir=str(folder / "student"),
                                 augment=Augmentation(**settings.get("augment", {}), seed=args.seed),
                                 representation=Representation(**settings.get("representation", {})))
-    # the same compute a step: a batch of B pairs encodes 2B functions, a batch of groups 2B functions too
+    # the same compute a step: a batch of B examples encodes B * num_inputs functions, a batch of groups too
     batch_size = args.batch_size
     if settings.get("augment", {}).get("mode") == "functions":
-        batch_size = 2 * args.batch_size // module.augment.group_size
+        batch_size = task.num_inputs * args.batch_size // module.augment.group_size
     data = CodeDataModule(task, batch_size=batch_size, eval_batch_size=64, block_size=args.block_size)
     checkpoint = ModelCheckpoint(dirpath=folder / "checkpoints", monitor="val/accuracy", mode="max")
     trainer = L.Trainer(max_steps=args.steps, val_check_interval=args.val_every, check_val_every_n_epoch=None,
