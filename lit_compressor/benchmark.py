@@ -47,7 +47,7 @@ class System:
     """One model in one backend, ready to time."""
 
     name: str
-    runner: Callable[[torch.Tensor, torch.Tensor], np.ndarray]
+    runner: Callable[..., np.ndarray]  # (input_ids, attention_mask[, position_ids]) -> logits
     encoder: CodeEncoder
     model: torch.nn.Module  # the PyTorch model (for parameters and FLOPs, whatever the backend)
     size_bytes: int
@@ -56,13 +56,7 @@ class System:
     latencies: list[float] = field(default_factory=list)
 
     def predict(self, rows: Sequence[Sequence[str]]) -> np.ndarray:
-        batch = self.encoder.encode_codes(rows)
-        return self.runner(batch["input_ids"], batch["attention_mask"], **graph_extra(batch))
-
-
-def graph_extra(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The position ids of a data-flow batch (GraphCodeBERT inputs); nothing for plain batches."""
-    return {"position_ids": batch["position_ids"]} if "position_ids" in batch else {}
+        return self.runner(**self.encoder.encode_codes(rows))
 
 
 class PeakRss:
@@ -203,7 +197,7 @@ def flops(system: System, codes: Sequence[str]) -> int:
     batch = system.encoder.encode_codes([codes])
     counter = FlopCounterMode(display=False)
     with counter, torch.inference_mode():
-        system.model(batch["input_ids"], batch["attention_mask"], **graph_extra(batch))
+        system.model(**batch)
     return counter.get_total_flops()
 
 

@@ -113,7 +113,7 @@ def batched_logits(runner, encoder, examples: list[Example], batch_size: int = 8
     out = []
     for start in range(0, len(examples), batch_size):
         batch = encoder.encode_codes([e.codes for e in examples[start:start + batch_size]])
-        out.append(runner(**{name: batch[name] for name in MODEL_INPUTS if name in batch}))
+        out.append(runner(**batch))
     return np.concatenate(out)
 
 

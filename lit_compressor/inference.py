@@ -125,9 +125,7 @@ class TinyClassifier:
 
     def logits(self, rows: Sequence[Sequence[str]]) -> np.ndarray:
         """``[B, num_labels]`` logits of rows of ``num_inputs`` functions each."""
-        batch = self.encoder.encode_codes(rows)
-        extra = {"position_ids": batch["position_ids"]} if "position_ids" in batch else {}
-        return self.runner(batch["input_ids"], batch["attention_mask"], **extra)
+        return self.runner(**self.encoder.encode_codes(rows))  # a data-flow encoder adds position ids
 
     def predict(self, *codes: str) -> Prediction:
         """One function (single-input models) or two (pair models)."""
