@@ -128,9 +128,12 @@ def test_error_subtrees_add_no_flow():
 
 # --- input layout and mask on a toy tokenizer: "a_b" is three sub-words, everything else one ---------------
 
+TOY_WORDS = ["<s>", "<pad>", "</s>", "<unk>", "@", "x", "=", "a", "_", "b", ";", "y"]
+
+
 @pytest.fixture(scope="module")
 def toy_tokenizer():
-    return word_level_tokenizer(["<s>", "<pad>", "</s>", "<unk>", "@", "x", "=", "a", "_", "b", ";", "y"])
+    return word_level_tokenizer(TOY_WORDS)
 
 
 def test_layout_and_position_ids(toy_tokenizer):
@@ -146,8 +149,7 @@ def test_layout_and_position_ids(toy_tokenizer):
 def test_layout_ignores_padding_and_truncation_set_in_tokenizer_json():
     """A tokenizer.json may pad every encoding to a fixed length (the MiniLM's pads to 128): the code tokens'
     sub-words must still be their own ids, not a token followed by padding."""
-    words = ["<s>", "<pad>", "</s>", "<unk>", "@", "x", "=", "a", "_", "b", ";", "y"]
-    padded = word_level_tokenizer(words)
+    padded = word_level_tokenizer(TOY_WORDS)
     padded.backend_tokenizer.enable_padding(length=8, pad_id=1, pad_token="<pad>")
     padded.backend_tokenizer.enable_truncation(max_length=2)
     item = build_graph_input(TOY, padded, code_length=12, flow_length=4)
