@@ -11,7 +11,7 @@ __all__ = ["TinyClassifier"]
 
 def __getattr__(name: str):
     if name == "TinyClassifier":
-        from lit_compressor.inference import TinyClassifier
+        from lit_compressor.runtime.classifier import TinyClassifier
 
         return TinyClassifier
     raise AttributeError(name)

@@ -1,3 +1,3 @@
-from lit_compressor.cli import main
+from lit_compressor.commands.cli import main
 
 main()

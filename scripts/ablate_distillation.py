@@ -38,9 +38,9 @@ def fit_variant(name: str, settings: dict[str, Any], args: argparse.Namespace, t
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from lit_compressor.augmentation import Augmentation
-    from lit_compressor.data.datamodule import CodeDataModule
-    from lit_compressor.modules.distillation import DistillationModule, Representation
+    from lit_compressor.training.augmentation import Augmentation
+    from lit_compressor.training.datamodule import CodeDataModule
+    from lit_compressor.training.distillation import DistillationModule, Representation
 
     folder = args.output / name
     settings = json.loads(json.dumps(settings))
@@ -76,8 +76,8 @@ def fit_variant(name: str, settings: dict[str, Any], args: argparse.Namespace, t
 def teacher_metrics(teacher: str, task, block_size: int, output: Path) -> dict[str, Any]:
     import lightning as L
 
-    from lit_compressor.data.datamodule import CodeDataModule
-    from lit_compressor.modules.labelling import TeacherPredictor
+    from lit_compressor.training.datamodule import CodeDataModule
+    from lit_compressor.training.labelling import TeacherPredictor
 
     path = output / "teacher_test" / "metrics.json"
     if not path.is_file():
@@ -104,10 +104,10 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=Path("runs/ablation"))
     args = parser.parse_args()
 
-    from lit_compressor.compress import read_yaml
+    from lit_compressor.commands.label import label
+    from lit_compressor.commands.search import run_search
+    from lit_compressor.core.configs import read_yaml
     from lit_compressor.data.task import TaskData
-    from lit_compressor.label import label
-    from lit_compressor.search.command import run_search
     from lit_compressor.search.space import SearchSpace
 
     config = read_yaml(args.config, "compress")
@@ -117,7 +117,7 @@ def main() -> None:
                         functions_from=args.functions_from)
     architecture = args.architecture
     if architecture is None:
-        from lit_compressor.search.command import with_teacher_head
+        from lit_compressor.commands.search import with_teacher_head
 
         space = with_teacher_head(SearchSpace(block_size=args.block_size), args.teacher)
         run_search(space, 3.0, seed=args.seed, output=args.output / "search", plot=False)

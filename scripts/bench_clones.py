@@ -47,9 +47,10 @@ def percentiles(ms: list[float]) -> dict:
 
 def make_job(model: Path, data: Path, functions: int, queries: int, pairs: int, workdir: Path, threads: int,
              precision: str) -> dict:
-    from lit_compressor.clones import SourceFunction, code_hash
+    from lit_compressor.clones.extract import SourceFunction
+    from lit_compressor.clones.model import code_hash
     from lit_compressor.data.readers import read_functions
-    from lit_compressor.export import sample_test_split
+    from lit_compressor.runtime.evaluate import sample_test_split
 
     codes = list({code_hash(code): code for code in read_functions(data / "data.jsonl").values()}.values())
     if len(codes) < functions + queries:
@@ -64,8 +65,10 @@ def make_job(model: Path, data: Path, functions: int, queries: int, pairs: int, 
 
 def run_python(job: dict) -> dict:
     """The Python half (call in a fresh process: its peak memory is reported)."""
-    from lit_compressor import TinyClassifier
-    from lit_compressor.clones import CloneIndex, CloneModel, SourceFunction
+    from lit_compressor.clones.extract import SourceFunction
+    from lit_compressor.clones.index import CloneIndex
+    from lit_compressor.clones.model import CloneModel
+    from lit_compressor.runtime.classifier import TinyClassifier
 
     result: dict = {"latency": {}}
     for backend in ("onnx-int8", "onnx"):
@@ -163,7 +166,7 @@ def main() -> None:
     if args.job:  # the Python half, in its own process
         print(json.dumps(run_python(json.loads(args.job.read_text()))))
         return
-    from lit_compressor.clones.graphs import ensure_clone_graphs
+    from lit_compressor.runtime.clone_graphs import ensure_clone_graphs
 
     ensure_clone_graphs(args.model)
     workdir = Path(tempfile.mkdtemp(prefix="bench-clones-"))

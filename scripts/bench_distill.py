@@ -26,14 +26,14 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import get_linear_schedule_with_warmup
 
-from lit_compressor.data.datamodule import CodeDataModule
 from lit_compressor.data.task import TaskData
-from lit_compressor.losses import mixed_loss
-from lit_compressor.modules.base import model_inputs
-from lit_compressor.modules.distillation import DistillationModule
+from lit_compressor.labels.soft_labels import SoftLabels, load_soft_labels, save_soft_labels
+from lit_compressor.nn.tokenization import CodeEncoder, train_student_tokenizer
 from lit_compressor.search.architecture import StudentArchitecture
-from lit_compressor.soft_labels import SoftLabels, load_soft_labels, save_soft_labels
-from lit_compressor.tokenization import CodeEncoder, train_student_tokenizer
+from lit_compressor.training.base import model_inputs
+from lit_compressor.training.datamodule import CodeDataModule
+from lit_compressor.training.distillation import DistillationModule
+from lit_compressor.training.losses import mixed_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "bigclonebench-sample"

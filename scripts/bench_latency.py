@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from lit_compressor.benchmark import (
+from lit_compressor.commands.benchmark import (
     CODEBERT_SHAPE,
     System,
     environment,
@@ -28,14 +28,15 @@ from lit_compressor.benchmark import (
     measure,
     print_results,
 )
+from lit_compressor.commands.export import export
 from lit_compressor.data.readers import read_functions
 from lit_compressor.data.task import load_task
-from lit_compressor.export import export, sample_test_split
-from lit_compressor.inference import OrtRunner, TorchRunner
-from lit_compressor.models.hf_folder import load_classifier, save_classifier
-from lit_compressor.models.student import build_student
+from lit_compressor.nn.folders import load_classifier, save_classifier
+from lit_compressor.nn.student import build_student
+from lit_compressor.nn.tokenization import CodeEncoder, train_student_tokenizer
+from lit_compressor.runtime.evaluate import sample_test_split
+from lit_compressor.runtime.runners import OrtRunner, TorchRunner
 from lit_compressor.search.architecture import StudentArchitecture
-from lit_compressor.tokenization import CodeEncoder, train_student_tokenizer
 
 BCB = Path("/work/shared/data/bigclonebench")
 PAPER_GENOME = StudentArchitecture(12, 96, 8, 64, 1000)

@@ -36,10 +36,10 @@ def rss_mb() -> float:
 
 def tiny_classifier(folder: Path, data: Path, functions: int = 2000) -> Path:
     """A randomly initialised 1-layer H=32 pair classifier with a BPE tokenizer trained on ``functions`` functions."""
-    from lit_compressor.models.hf_folder import save_classifier
-    from lit_compressor.models.student import build_student
+    from lit_compressor.nn.folders import save_classifier
+    from lit_compressor.nn.student import build_student
+    from lit_compressor.nn.tokenization import train_student_tokenizer
     from lit_compressor.search.architecture import StudentArchitecture
-    from lit_compressor.tokenization import train_student_tokenizer
 
     torch.manual_seed(0)
     with (data / "data.jsonl").open() as handle:
@@ -60,11 +60,11 @@ def main() -> None:
     import lightning as L
     from lightning.pytorch.callbacks import BasePredictionWriter
 
-    from lit_compressor.data.datamodule import CodeDataModule
+    from lit_compressor.commands.label import label
     from lit_compressor.data.task import TaskData
-    from lit_compressor.label import label
-    from lit_compressor.modules.labelling import TeacherPredictor
-    from lit_compressor.soft_labels import load_soft_labels
+    from lit_compressor.labels.soft_labels import load_soft_labels
+    from lit_compressor.training.datamodule import CodeDataModule
+    from lit_compressor.training.labelling import TeacherPredictor
 
     task = TaskData(format="bigclonebench", data_dir=str(args.data))
     figures: dict[str, float] = {"rss_start_mb": rss_mb()}

@@ -28,17 +28,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lit_compressor.cli import run_function_command
-from lit_compressor.compress import (
-    Stages,
-    deep_merge,
-    fingerprint_of,
-    read_yaml,
-    run_command,
-    run_fit,
-    with_checkpoint_folder,
-)
-from lit_compressor.console import markdown_table
+from lit_compressor.commands.benchmark import benchmark as benchmark_command
+from lit_compressor.commands.cli import run_function_command
+from lit_compressor.commands.compress import Stages, run_command, run_fit
+from lit_compressor.commands.export import export as export_command
+from lit_compressor.commands.search import search as search_command
+from lit_compressor.core.configs import deep_merge, read_yaml, with_checkpoint_folder
+from lit_compressor.core.console import markdown_table
+from lit_compressor.core.fingerprint import hash_files
 
 
 def uptime() -> str:
@@ -59,11 +56,11 @@ def plain_student(dataflow: Path, output: Path) -> dict[str, float]:
     """Search, distil, export and benchmark the plain student from the data-flow run's teacher and soft labels;
     the seconds of each stage."""
     stages = Stages(output)
-    teacher_hash = fingerprint_of(dataflow / "teacher") if (dataflow / "teacher").is_dir() else None
+    teacher_hash = hash_files(dataflow / "teacher") if (dataflow / "teacher").is_dir() else None
     search = deep_merge(read_yaml(dataflow / "stages/search.yaml", "search"),
                         {"space": {"inputs": "plain"}, "output": str(output / "search")})
     stages.run("search", search, {"teacher": teacher_hash}, {"architecture": output / "search/architecture.yaml"},
-               lambda path: run_command("search", path))
+               lambda path: run_command(search_command, path))
     student = read_yaml(dataflow / "stages/student.yaml", "student")
     architecture = output / "search/architecture.yaml"
     run_dir = output / "runs/student"
@@ -72,18 +69,18 @@ def plain_student(dataflow: Path, output: Path) -> dict[str, float]:
                                 "output_dir": str(output / "student")}},
         "trainer": with_checkpoint_folder({**student.get("trainer", {}), "default_root_dir": str(run_dir)},
                                           run_dir / "checkpoints")})
-    upstream = {"soft_labels": fingerprint_of(dataflow / "soft_labels.safetensors"),
+    upstream = {"soft_labels": hash_files(dataflow / "soft_labels.safetensors"),
                 "architecture": architecture.read_text()}
     stages.run("student", student, upstream, {"student": output / "student/metrics.json"},
                lambda path: run_fit(path, run_dir / "checkpoints"))
     export = {**read_yaml(dataflow / "stages/export.yaml", "export"), "model": str(output / "student"),
               "output": str(output / "export")}
-    stages.run("export", export, {"student": fingerprint_of(output / "student")},
-               {"export": output / "export/export.json"}, lambda path: run_command("export", path))
+    stages.run("export", export, {"student": hash_files(output / "student")},
+               {"export": output / "export/export.json"}, lambda path: run_command(export_command, path))
     benchmark = {**read_yaml(dataflow / "stages/benchmark.yaml", "benchmark"), "model": str(output / "export"),
                  "output": str(output / "benchmark.json")}
-    stages.run("benchmark", benchmark, {"student": fingerprint_of(output / "student")},
-               {"benchmark": output / "benchmark.json"}, lambda path: run_command("benchmark", path))
+    stages.run("benchmark", benchmark, {"student": hash_files(output / "student")},
+               {"benchmark": output / "benchmark.json"}, lambda path: run_command(benchmark_command, path))
     return {record.name: record.seconds for record in stages.records}
 
 

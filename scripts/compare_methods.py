@@ -2,7 +2,7 @@
 
 Methods: the teacher itself, full fine-tuning of the teacher's encoder (the reference for LST), the
 Compressor student (DistillationModule), BERT-of-Theseus, Ladder Side-Tuning and BiLSTM-soft. Soft
-labels come from ``lit_compressor.label.label``. Columns: test accuracy and F1, fp32 MB of what
+labels come from ``lit_compressor.commands.label.label``. Columns: test accuracy and F1, fp32 MB of what
 deployment needs (for LST: backbone + side network), ms per example at batch 1 (tokenisation
 included, median over the test slice), training wall time, and the peak CPU memory (torch allocator,
 ``torch.profiler``) of one training step on a fixed batch.
@@ -24,18 +24,18 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from lit_compressor.data.datamodule import CodeDataModule
+from lit_compressor.commands.label import label
 from lit_compressor.data.task import TaskData
-from lit_compressor.label import label
-from lit_compressor.models.hf_folder import load_pretrained_encoder
-from lit_compressor.modules.base import ClassifierModule, model_inputs
-from lit_compressor.modules.bilstm import BiLSTMModule
-from lit_compressor.modules.distillation import DistillationModule
-from lit_compressor.modules.labelling import TeacherPredictor
-from lit_compressor.modules.ladder import LadderSideModule, peak_training_memory_mb
-from lit_compressor.modules.teacher import TeacherModule
-from lit_compressor.modules.theseus import TheseusModule
+from lit_compressor.nn.folders import load_pretrained_encoder
 from lit_compressor.search.architecture import StudentArchitecture
+from lit_compressor.training.base import ClassifierModule, model_inputs
+from lit_compressor.training.bilstm import BiLSTMModule
+from lit_compressor.training.datamodule import CodeDataModule
+from lit_compressor.training.distillation import DistillationModule
+from lit_compressor.training.labelling import TeacherPredictor
+from lit_compressor.training.ladder import LadderSideModule, peak_training_memory_mb
+from lit_compressor.training.teacher import TeacherModule
+from lit_compressor.training.theseus import TheseusModule
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "bigclonebench-sample"

@@ -25,13 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lit_compressor.compressor_import import import_compressor
+from lit_compressor.commands.import_compressor import import_compressor
 from lit_compressor.data.readers import Example
 from lit_compressor.data.task import load_task
 from lit_compressor.graphcodebert.dataflow import precompute_dataflow
 from lit_compressor.graphcodebert.folder import graph_encoder, load_graph_classifier
-from lit_compressor.models.hf_folder import load_classifier
-from lit_compressor.tokenization import CodeEncoder
+from lit_compressor.nn.folders import load_classifier
+from lit_compressor.nn.tokenization import CodeEncoder
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

@@ -157,9 +157,9 @@ def vocab_ceiling(task, step: int = 1000) -> int:
     """The largest vocabulary (multiple of ``step``) a byte-level BPE can learn from the unlabelled split."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
-    from lit_compressor.data.datamodule import CodeDataModule
     from lit_compressor.data.readers import normalize_whitespace
-    from lit_compressor.tokenization import SPECIAL_TOKENS
+    from lit_compressor.nn.tokenization import SPECIAL_TOKENS
+    from lit_compressor.training.datamodule import CodeDataModule
 
     codes = list(dict.fromkeys(c for e in CodeDataModule(task).split("unlabelled") for c in e.codes))
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
@@ -176,7 +176,7 @@ def run_task(name: str, data_dir: Path, scale: Scale, teacher: str, output: Path
     """Every target of one task; the first target's run fine-tunes and labels, the later ones reuse it."""
     import yaml
 
-    from lit_compressor.compress import compress
+    from lit_compressor.commands.compress import compress
     from lit_compressor.data.task import TaskData
 
     task = TaskData(format=name, data_dir=str(data_dir), limit=dict(scale.limit) if scale.limit else None)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from lit_compressor.data.task import load_task
-from lit_compressor.inference import TinyClassifier
+from lit_compressor.runtime.classifier import TinyClassifier
 
 
 def labels_of(folder: Path, rows: list[tuple[str, ...]]) -> np.ndarray:

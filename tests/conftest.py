@@ -28,8 +28,8 @@ def make_tiny_teacher(folder: Path, family: str = "roberta", layers: int = 2) ->
     """A randomly initialised BERT or RoBERTa encoder saved as a Hugging Face folder, with a tokenizer."""
     from transformers import AutoModel, AutoTokenizer, BertConfig, RobertaConfig
 
-    from lit_compressor.models.hf_folder import resolve_model_path
-    from lit_compressor.tokenization import train_student_tokenizer
+    from lit_compressor.nn.folders import resolve_model_path
+    from lit_compressor.nn.tokenization import train_student_tokenizer
 
     torch.manual_seed(0)
     shape = {"hidden_size": 32, "num_hidden_layers": layers, "num_attention_heads": 2, "intermediate_size": 64}

@@ -18,12 +18,13 @@ from pathlib import Path
 import torch
 from conftest import SHARED_DATA
 
+from lit_compressor.commands.export import export
 from lit_compressor.data.readers import read_functions
-from lit_compressor.export import export, sample_test_split
-from lit_compressor.models.hf_folder import save_classifier
-from lit_compressor.models.student import build_student
+from lit_compressor.nn.folders import save_classifier
+from lit_compressor.nn.student import build_student
+from lit_compressor.nn.tokenization import CodeEncoder, train_student_tokenizer
+from lit_compressor.runtime.evaluate import sample_test_split
 from lit_compressor.search.architecture import StudentArchitecture
-from lit_compressor.tokenization import CodeEncoder, train_student_tokenizer
 
 BCB = SHARED_DATA / "bigclonebench"
 DEVIGN = SHARED_DATA / "devign"

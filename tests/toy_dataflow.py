@@ -5,7 +5,7 @@ from __future__ import annotations
 from tokenizers import Tokenizer, models, pre_tokenizers
 
 from lit_compressor.graphcodebert.dataflow import COMES_FROM, COMPUTED_FROM, DataFlowGraph, FlowNode
-from lit_compressor.tokenization import wrap_tokenizer
+from lit_compressor.nn.tokenization import wrap_tokenizer
 
 # x = a_b ; y = x   (a_b splits into three sub-words: a _ b)
 TOY = DataFlowGraph(("x", "=", "a_b", ";", "y", "=", "x"), (

@@ -6,7 +6,8 @@ extracts Java and C functions with tree-sitter, and ``lit-compressor clones`` ti
 
 from lit_compressor.clones.extract import ProjectScan, SkippedFile, SourceFunction, scan_project
 from lit_compressor.clones.index import CloneIndex, ClonePair, IndexedFunction, Match
-from lit_compressor.clones.model import CloneModel, PairHead, code_hash
+from lit_compressor.clones.model import CloneModel, code_hash
+from lit_compressor.runtime.pair_head import PairHead
 
 __all__ = ["CloneIndex", "CloneModel", "ClonePair", "IndexedFunction", "Match", "PairHead", "ProjectScan",
            "SkippedFile", "SourceFunction", "code_hash", "scan_project"]

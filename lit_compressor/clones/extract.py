@@ -18,7 +18,8 @@ from pathlib import Path
 
 import tree_sitter
 
-from lit_compressor.errors import UserError
+from lit_compressor.core.errors import UserError
+from lit_compressor.data.parsing import get_parser
 
 EXTENSIONS = {".java": "java", ".c": "c", ".h": "c"}
 FUNCTION_NODES = {"java": ("method_declaration", "constructor_declaration", "compact_constructor_declaration"),
@@ -54,8 +55,6 @@ class ProjectScan:
 
 
 def parser_for(language: str) -> tree_sitter.Parser:
-    from lit_compressor.graphcodebert.dataflow import get_parser
-
     return get_parser(language)
 
 

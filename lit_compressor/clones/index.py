@@ -13,7 +13,6 @@ Updating re-encodes only functions whose content hash is new; rows no entry uses
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,7 +21,8 @@ import numpy as np
 
 from lit_compressor.clones.extract import SourceFunction
 from lit_compressor.clones.model import CloneModel, code_hash
-from lit_compressor.errors import UserError
+from lit_compressor.core.errors import UserError
+from lit_compressor.core.files import atomic_path
 
 INDEX_FORMAT = 1
 INDEX_FILE, VECTORS_FILE = "index.json", "vectors.f32"
@@ -214,9 +214,8 @@ class CloneIndex:
                 "entries": [asdict(e) for e in self.entries]}
         vectors = self.vectors.astype("<f4", copy=False).tobytes()
         for name, data in ((VECTORS_FILE, vectors), (INDEX_FILE, json.dumps(meta).encode())):
-            tmp = folder / f"{name}.{os.getpid()}.tmp"
-            tmp.write_bytes(data)
-            tmp.replace(folder / name)
+            with atomic_path(folder / name) as tmp:
+                tmp.write_bytes(data)
         return folder
 
     @classmethod

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lit_compressor.errors import DataError
+from lit_compressor.core.errors import DataError
 
 
 @dataclass(frozen=True)

@@ -6,15 +6,15 @@ same splits as training, with the same field names, through :class:`TaskData` an
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from lit_compressor.core.errors import UserError
+from lit_compressor.core.fingerprint import hash_texts
 from lit_compressor.data.readers import Example, read_functions, read_jsonl, read_pairs
-from lit_compressor.errors import UserError
 
 Split = Literal["labelled", "unlabelled", "valid", "test"]
 SPLITS: tuple[Split, ...] = ("labelled", "unlabelled", "valid", "test")
@@ -100,13 +100,7 @@ def read_functions_cached(path: Path) -> dict[str, str]:
 
 def fingerprint(examples: Sequence[Example]) -> str:
     """A hash of a split's ids and code, recorded with everything computed from it."""
-    digest = hashlib.sha256()
-    for example in examples:
-        digest.update(example.id.encode())
-        for code in example.codes:
-            digest.update(b"\0" + code.encode("utf-8", "surrogatepass"))
-        digest.update(b"\1")
-    return digest.hexdigest()[:16]
+    return hash_texts(text for example in examples for text in (example.id, *example.codes, "\1"))
 
 
 def _infer_format(folder: Path) -> str:

@@ -11,7 +11,6 @@ partial (or empty) graph instead of failing.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import multiprocessing
@@ -24,7 +23,10 @@ from pathlib import Path
 
 import tree_sitter
 
-from lit_compressor.errors import UserError
+from lit_compressor.core.errors import UserError
+from lit_compressor.core.files import atomic_write_text
+from lit_compressor.core.fingerprint import hash_texts
+from lit_compressor.data.parsing import get_parser
 
 log = logging.getLogger(__name__)
 
@@ -124,21 +126,6 @@ def spec_for(language: str) -> LanguageSpec:
         raise UserError(f"no data-flow extractor for language {language!r}.",
                         fix=f"Use one of {sorted(SPECS)}.")
     return SPECS[language]
-
-
-_PARSERS: dict[str, tree_sitter.Parser] = {}
-
-
-def get_parser(language: str) -> tree_sitter.Parser:
-    """This process's parser for ``language`` (parsers cannot be pickled, so each worker makes its own)."""
-    if language not in _PARSERS:
-        spec_for(language)
-        if language == "java":
-            import tree_sitter_java as grammar
-        else:
-            import tree_sitter_c as grammar
-        _PARSERS[language] = tree_sitter.Parser(tree_sitter.Language(grammar.language()))
-    return _PARSERS[language]
 
 
 def _token_nodes(root: tree_sitter.Node, spec: LanguageSpec) -> Iterator[tree_sitter.Node]:
@@ -290,7 +277,7 @@ def extract_dataflow(code: str, language: str) -> DataFlowGraph:
 def code_hash(code: str, language: str) -> str:
     """Cache key of a function: its text with line endings normalised, and the language."""
     text = code.replace("\r\n", "\n").replace("\r", "\n")
-    return hashlib.sha256(f"{language}\0{EXTRACTOR_VERSION}\0{text}".encode()).hexdigest()[:32]
+    return hash_texts([language, str(EXTRACTOR_VERSION), text])
 
 
 def _extract_all(codes: Sequence[str], language: str, workers: int) -> list[DataFlowGraph]:
@@ -326,7 +313,7 @@ def precompute_dataflow(codes: Sequence[str], language: str, cache_dir: str | Pa
     unique = {code_hash(code, language): code for code in codes}
     cache_file = None
     if cache_dir is not None:
-        slice_key = hashlib.sha256("\n".join(sorted(unique)).encode()).hexdigest()[:16]
+        slice_key = hash_texts(sorted(unique))
         cache_file = Path(cache_dir) / f"dataflow-{language}-{slice_key}.json"
         if cache_file.is_file():
             cached = _read_cache(cache_file, language)
@@ -335,10 +322,7 @@ def precompute_dataflow(codes: Sequence[str], language: str, cache_dir: str | Pa
     keys = list(unique)
     graphs = dict(zip(keys, _extract_all([unique[k] for k in keys], language, workers), strict=True))
     if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
         payload = {"version": EXTRACTOR_VERSION, "language": language,
                    "graphs": {key: graph.to_json() for key, graph in graphs.items()}}
-        tmp = cache_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(payload), encoding="utf-8")
-        tmp.replace(cache_file)
+        atomic_write_text(cache_file, json.dumps(payload))
     return graphs

@@ -14,15 +14,12 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
-from lit_compressor.errors import UserError
+from lit_compressor.core.errors import UserError
+from lit_compressor.core.metadata import GRAPH_KIND, is_graph_folder
 from lit_compressor.graphcodebert.inputs import GraphCodeEncoder, LayoutRules
 from lit_compressor.graphcodebert.model import GraphCodeBERTClassifier, as_graph_classifier
-from lit_compressor.models.classifier import CodeClassifier
-from lit_compressor.models.hf_folder import load_classifier
-from lit_compressor.search.architecture import DATAFLOW_KIND
-from lit_compressor.tokenization import CodeEncoder
+from lit_compressor.nn.folders import load_classifier
 
-GRAPH_KIND = DATAFLOW_KIND  # "graphcodebert"
 DEFAULT_FLOW_LENGTH = 64  # TeacherModule's default
 DEFAULT_BLOCK_SIZE = 512
 
@@ -31,11 +28,6 @@ def graph_metadata(language: str, code_length: int, flow_length: int, rules: Lay
     """The ``lit_compressor`` keys that make a folder a data-flow folder."""
     return {"kind": GRAPH_KIND, "language": language, "flow_length": flow_length,
             "block_size": code_length + flow_length, "layout_rules": rules.to_dict()}
-
-
-def is_graph_folder(metadata: dict[str, Any]) -> bool:
-    """Whether a folder's model reads data-flow inputs (its ``lit_compressor`` block says so)."""
-    return metadata.get("kind") == GRAPH_KIND
 
 
 def graph_encoder(tokenizer: PreTrainedTokenizerBase, metadata: dict[str, Any], cache_dir: str | Path | None = None,
@@ -57,12 +49,3 @@ def load_graph_classifier(folder: str | Path) -> tuple[GraphCodeBERTClassifier, 
         raise UserError("not a data-flow model folder (config.json's lit_compressor block has no "
                         f"`kind: {GRAPH_KIND}`).", folder, "Load it as a plain classifier.")
     return as_graph_classifier(model).eval(), tokenizer, metadata
-
-
-def load_with_inputs(folder: str | Path, block_size: int) -> tuple[CodeClassifier, CodeEncoder | GraphCodeEncoder]:
-    """A classifier folder (eval mode) and the input builder it reads, for ``block_size`` positions: a data-flow
-    folder's GraphCodeBERT inputs, any other folder's code tokens (e.g. an online distillation teacher)."""
-    model, tokenizer, metadata = load_classifier(folder)
-    if is_graph_folder(metadata):
-        return as_graph_classifier(model).eval(), graph_encoder(tokenizer, metadata, block_size=block_size)
-    return model, CodeEncoder(tokenizer, block_size)

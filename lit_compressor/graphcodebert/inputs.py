@@ -189,7 +189,7 @@ def graph_attention_mask(item: GraphInput, length: int, node_self_attention: boo
 
 
 class GraphCodeEncoder:
-    """Examples -> GraphCodeBERT batches, a drop-in for :class:`~lit_compressor.tokenization.CodeEncoder`.
+    """Examples -> GraphCodeBERT batches, a drop-in for :class:`~lit_compressor.nn.tokenization.CodeEncoder`.
 
     Returns ``input_ids`` and ``position_ids`` ``[B, n, L]``, ``attention_mask`` ``[B, n, L, L]`` (bool),
     ``labels`` (-1 for unlabelled) and ``ids``; ``L`` is the longest function of the batch. Graphs are

@@ -6,7 +6,7 @@ import torch
 from transformers import PreTrainedModel
 
 from lit_compressor.graphcodebert.inputs import FIRST_TOKEN_POSITION, NODE_POSITION
-from lit_compressor.models.classifier import CodeClassifier
+from lit_compressor.nn.classifier import CodeClassifier
 
 MASKED = -1e4
 

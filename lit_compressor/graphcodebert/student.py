@@ -19,13 +19,13 @@ from typing import Any, Literal
 
 from transformers import PreTrainedTokenizerBase
 
+from lit_compressor.core.errors import UserError
 from lit_compressor.data.readers import normalize_whitespace
-from lit_compressor.errors import UserError
 from lit_compressor.graphcodebert.dataflow import DataFlowGraph, code_hash, precompute_dataflow
 from lit_compressor.graphcodebert.folder import DEFAULT_FLOW_LENGTH, graph_metadata
 from lit_compressor.graphcodebert.inputs import GRAPHCODEBERT, GraphCodeEncoder, LayoutRules
 from lit_compressor.graphcodebert.model import GraphCodeBERTClassifier, as_graph_classifier
-from lit_compressor.models.student import build_student
+from lit_compressor.nn.student import build_student
 from lit_compressor.search.architecture import INPUTS, StudentArchitecture
 
 MIN_CODE_POSITIONS = 3  # <s>, one code sub-word, </s>

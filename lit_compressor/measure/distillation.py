@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lit_compressor.compress import deep_merge, digest, resolve_stage, with_checkpoint_folder, write_yaml
-from lit_compressor.errors import UserError
+from lit_compressor.core.configs import deep_merge, resolve_stage, with_checkpoint_folder, write_yaml
+from lit_compressor.core.errors import UserError
+from lit_compressor.core.files import atomic_write_json
+from lit_compressor.core.fingerprint import hash_files, hash_json
 from lit_compressor.search.space import Genome, SearchSpace
+from lit_compressor.training.cli import run_lightning_cli
 
 RESULT = "result.json"
 
@@ -62,8 +64,6 @@ def unit_config(fit: dict[str, Any], genome: Genome, space: SearchSpace, epochs:
 
 def run_unit(config_path: Path) -> float:
     """Fit one unit in this process; its best validation accuracy."""
-    from lit_compressor.lightning_cli import run_lightning_cli
-
     cli = run_lightning_cli(["fit", "--config", str(config_path)])
     if cli.trainer.interrupted:
         raise UserError("a sampled distillation was interrupted.", config_path, "Run the search again: it resumes.")
@@ -76,15 +76,13 @@ def run_unit(config_path: Path) -> float:
 def distil(genomes: list[Genome], space: SearchSpace, fit: str | dict[str, Any] | None, epochs: int,
            train_batches: int | None, output: Path, on_done: Callable[[int], None] | None = None) -> list[dict]:
     """Each genome's unit result (``genome``, ``accuracy``, ``seconds``), running the units not yet done."""
-    from lit_compressor.soft_labels import file_fingerprint
-
     base = student_fit_config(fit)
     soft_labels = base.get("model", {}).get("init_args", {}).get("soft_labels")
-    labels = file_fingerprint(Path(soft_labels)) if soft_labels and Path(soft_labels).exists() else None
+    labels = hash_files(Path(soft_labels)) if soft_labels and Path(soft_labels).exists() else None
     results = []
     for index, genome in enumerate(genomes):
         draft = unit_config(base, genome, space, epochs, train_batches, Path("UNIT"))
-        folder = Path(output) / "samples" / f"{index:02d}-{digest(draft, labels)}"
+        folder = Path(output) / "samples" / f"{index:02d}-{hash_json(draft, labels)}"
         result_file = folder / RESULT
         if result_file.is_file():
             results.append(json.loads(result_file.read_text()))
@@ -104,7 +102,5 @@ def _run(genome: Genome, config: dict[str, Any], folder: Path) -> dict:
     result = {"genome": list(genome), "accuracy": accuracy, "seconds": round(time.perf_counter() - started, 1),
               "config": str(path)}
     shutil.rmtree(folder / "checkpoints", ignore_errors=True)
-    tmp = folder / f".{RESULT}.tmp{os.getpid()}"
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, folder / RESULT)
+    atomic_write_json(folder / RESULT, result)
     return result

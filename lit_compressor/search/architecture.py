@@ -9,14 +9,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from lit_compressor.errors import UserError
+from lit_compressor.core.errors import UserError
 
-STUDENT_FAMILIES = ("roberta", "bert")
 POOLINGS = ("first", "mean")
 PAIR_HEADS = ("concat", "interaction")
 PAD_ID = 1  # the student BPE tokenizer's <pad>, as in Compressor
 INPUTS = ("plain", "dataflow")  # code sub-words only, or GraphCodeBERT's data-flow inputs as well
-DATAFLOW_KIND = "graphcodebert"  # config.json's lit_compressor.kind of a folder that reads data flow
 
 
 @dataclass(frozen=True)
@@ -70,28 +68,3 @@ def read_priced_for(path: str | Path) -> dict[str, Any]:
 
     content = yaml.safe_load(Path(path).read_text()) or {}
     return dict(content.get("priced_for") or {})
-
-
-def student_family(model_type: str | None) -> str:
-    """The student's family for a teacher of ``model_type``: the same when BERT or RoBERTa, else RoBERTa."""
-    return model_type if model_type in STUDENT_FAMILIES else "roberta"
-
-
-def teacher_head(folder: str | Path) -> dict[str, Any]:
-    """What a student copies from a fine-tuned teacher folder: family, pooling, pair head, functions per example,
-    labels, and its ``inputs`` (``dataflow`` with ``language`` and ``flow_length`` for a GraphCodeBERT teacher)."""
-    import json
-
-    path = Path(folder) / "config.json"
-    if not path.is_file():
-        raise UserError("not a fine-tuned teacher folder (no config.json).", folder,
-                        "Give the folder a teacher `fit` wrote (its model.init_args.output_dir).")
-    config = json.loads(path.read_text())
-    meta = config.get("lit_compressor", {})
-    head = {"family": student_family(config.get("model_type")), "pooling": meta.get("pooling", "first"),
-            "pair_head": meta.get("pair_head", "concat"), "num_inputs": meta.get("num_inputs", 1),
-            "num_labels": config.get("num_labels", len(config.get("id2label", {})) or 2),
-            "inputs": "dataflow" if meta.get("kind") == DATAFLOW_KIND else "plain"}
-    if head["inputs"] == "dataflow":  # a GraphCodeBERT teacher: its student reads the same data flow
-        head.update({k: meta[k] for k in ("language", "flow_length") if k in meta})
-    return head

@@ -1,16 +1,16 @@
 """The generation checkpoint: population, history and RNG state after each generation, as JSON.
 
-Written atomically (temp file + ``os.replace``), so a search killed at any instant leaves either the
+Written atomically (:mod:`lit_compressor.core.files`), so a search killed at any instant leaves either the
 previous or the new checkpoint, and resuming from it ends exactly as an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-from lit_compressor.errors import UserError
+from lit_compressor.core.errors import UserError
+from lit_compressor.core.files import atomic_write_text
 from lit_compressor.search.ga import EvolutionState
 
 CHECKPOINT_NAME = "checkpoint.json"
@@ -21,9 +21,7 @@ def save(path: Path, state: EvolutionState, settings: dict) -> None:
     payload = {"settings": settings, "restart": state.restart, "generation": state.generation,
                "population": state.population, "rng_state": [version, list(internal), gauss],
                "finished": state.finished, "history": state.history, "tags": state.tags}
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(payload))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(payload))
 
 
 def load(path: Path, settings: dict) -> EvolutionState | None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import random
 
-from lit_compressor.errors import UserError
+from lit_compressor.core.errors import UserError
 from lit_compressor.search.cost import Cost
 from lit_compressor.search.space import Genome, SearchSpace
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal
 
-from lit_compressor.errors import UserError
+from lit_compressor.core.errors import UserError
 from lit_compressor.search.cost import Cost, size_of
 from lit_compressor.search.space import Genome
 

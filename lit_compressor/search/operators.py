@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from lit_compressor.errors import UserError
+from lit_compressor.core.errors import UserError
 from lit_compressor.search.space import SearchSpace
 
 MAX_DEDUP_TRIES = 10_000

@@ -7,16 +7,10 @@ it costs a quarter of a second more), imported only when drawing.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from lit_compressor.core.files import atomic_write_text
 from lit_compressor.search.architecture import StudentArchitecture
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def write_architecture(path: Path, architecture: StudentArchitecture, priced_for: dict | None = None,
@@ -27,11 +21,11 @@ def write_architecture(path: Path, architecture: StudentArchitecture, priced_for
     import yaml
 
     content = {**architecture.to_dict(), **(extras or {}), **({"priced_for": priced_for} if priced_for else {})}
-    _atomic_write(path, yaml.safe_dump(content, sort_keys=False))
+    atomic_write_text(path, yaml.safe_dump(content, sort_keys=False))
 
 
 def write_report(path: Path, report: dict) -> None:
-    _atomic_write(path, json.dumps(report, indent=2))
+    atomic_write_text(path, json.dumps(report, indent=2))
 
 
 def _figure(width: float = 6, height: float = 4):

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
 
-from lit_compressor.errors import UserError
+from lit_compressor.core.errors import UserError
 from lit_compressor.search.architecture import StudentArchitecture
 
 GENE_ORDER = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size", "vocab_size")

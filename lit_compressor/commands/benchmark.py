@@ -1,0 +1,306 @@
+"""``lit-compressor benchmark``: a student beside its teacher, measured in one run on one machine.
+
+For each system (teacher in PyTorch; student in PyTorch and ONNX Runtime): size on disk, parameters,
+FLOPs of one real input, p50/p95 latency of one prediction (batch 1, tokenisation included, real
+test inputs at their own length), throughput at batch 32, and peak memory. Latency runs round-robin
+over the systems, input by input, so a busy machine slows every system alike.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lit_compressor.core.console import print_table
+from lit_compressor.core.errors import UserError
+from lit_compressor.core.metadata import read_metadata
+from lit_compressor.data.readers import Example, normalize_whitespace
+from lit_compressor.data.task import TaskData, load_task, read_functions_cached, seeded_sample
+from lit_compressor.nn.classifier import CodeClassifier
+from lit_compressor.nn.folders import WEIGHT_FILES, load_pretrained_encoder
+from lit_compressor.nn.tokenization import CodeEncoder, corpus_fingerprint, wrap_tokenizer
+from lit_compressor.runtime.folder import DEFAULT_BLOCK_SIZE, load_folder
+from lit_compressor.runtime.runners import TorchRunner, onnx_file
+
+IDE_BUDGET_MS = 100.0  # the paper's budget: 0.1 s per prediction on a laptop CPU
+CODEBERT_SHAPE = "codebert-shape"
+MEMORY_METHOD = ("peak process RSS (psutil, sampled every 1 ms) while loading the system and running its "
+                 "warm-up predictions, minus the RSS just before; systems load smallest first")
+
+
+@dataclass
+class System:
+    """One model in one backend, ready to time."""
+
+    name: str
+    runner: Callable[..., np.ndarray]  # (input_ids, attention_mask[, position_ids]) -> logits
+    encoder: CodeEncoder
+    model: torch.nn.Module  # the PyTorch model (for parameters and FLOPs, whatever the backend)
+    size_bytes: int
+    size_note: str
+    peak_rss_mb: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+
+    def predict(self, rows: Sequence[Sequence[str]]) -> np.ndarray:
+        return self.runner(**self.encoder.encode_codes(rows))
+
+
+class PeakRss:
+    """Peak RSS growth inside a ``with`` block, by sampling from a thread."""
+
+    def __init__(self, interval: float = 0.001):
+        import psutil
+
+        self.process, self.interval = psutil.Process(), interval
+        self.peak = self.start = 0
+        self._stop = threading.Event()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(self.interval)
+
+    def __enter__(self) -> PeakRss:
+        self.start = self.peak = self.process.memory_info().rss
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.process.memory_info().rss)
+
+    @property
+    def delta_mb(self) -> float:
+        return (self.peak - self.start) / 2**20
+
+
+def codebert_shape(num_inputs: int) -> CodeClassifier:
+    """A randomly initialised RoBERTa of CodeBERT's shape (125M parameters), for timing without downloads."""
+    from transformers import AutoModel, RobertaConfig
+
+    config = RobertaConfig(vocab_size=50265, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                           intermediate_size=3072, max_position_embeddings=514, type_vocab_size=1,
+                           pad_token_id=1, bos_token_id=0, eos_token_id=2)
+    encoder = AutoModel.from_config(config, add_pooling_layer=False)
+    return CodeClassifier(encoder, num_inputs=num_inputs).eval()
+
+
+def proxy_tokenizer(texts: list[str], cache_dir: Path, vocab_size: int = 50265):
+    """A byte-level BPE of CodeBERT's vocabulary size trained on the task's code (cached).
+
+    Trained on the code itself, it splits code into no more tokens than CodeBERT's own tokenizer
+    (trained on text and code), so the teacher's inputs are if anything short: its latency is not inflated.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    path = cache_dir / f"proxy-bpe-{corpus_fingerprint(texts)}-v{vocab_size}" / "tokenizer.json"
+    if path.is_file():
+        return wrap_tokenizer(Tokenizer.from_file(str(path)))
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.train_from_iterator((normalize_whitespace(t) for t in texts), trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=["<s>", "<pad>", "</s>", "<unk>"], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(str(path))
+    return wrap_tokenizer(tokenizer)
+
+
+def corpus(task: TaskData, examples: list[Example]) -> list[str]:
+    """The task's code for a proxy tokenizer: every function of ``data.jsonl``, else the unlabelled split's."""
+    if task.format == "bigclonebench":
+        return list(read_functions_cached(Path(task.data_dir) / "data.jsonl").values())
+    try:
+        return [code for e in task.read("unlabelled") for code in e.codes]
+    except UserError:  # a task without an unlabelled split: the test inputs themselves
+        return [code for e in examples for code in e.codes]
+
+
+def weights_size(folder: Path) -> int:
+    return sum((folder / name).stat().st_size for name in WEIGHT_FILES if (folder / name).is_file())
+
+
+def load_teacher(teacher: str, num_inputs: int, block_size: int, task: TaskData, examples: list[Example],
+                 cache_dir: Path, block_size_given: bool = False) -> System:
+    """The teacher: a saved classifier folder, a HF encoder (random head), or ``codebert-shape``.
+
+    A saved classifier reads its own block size unless ``block_size_given``."""
+    if teacher == CODEBERT_SHAPE:
+        model = codebert_shape(num_inputs)
+        tokenizer = proxy_tokenizer(corpus(task, examples), cache_dir)
+        size = 4 * sum(p.numel() for p in model.parameters())
+        note = "fp32 weights (computed: random CodeBERT-shaped model, not on disk)"
+    elif Path(teacher).is_dir() and read_metadata(teacher):  # a fine-tuned folder, plain or data-flow
+        opened = load_folder(teacher, block_size=block_size if block_size_given else None, cache_size=0)
+        return System("teacher (pytorch)", opened.runner, opened.encoder, opened.model, weights_size(Path(teacher)),
+                      "weight files on disk")
+    else:
+        encoder, tokenizer = load_pretrained_encoder(teacher)
+        model = CodeClassifier(encoder, num_inputs=num_inputs).eval()  # random head: fine for timing
+        folder = Path(teacher) if Path(teacher).is_dir() else None
+        size = weights_size(folder) if folder else 4 * sum(p.numel() for p in model.parameters())
+        note = "weight files on disk" if folder else "fp32 weights (computed)"
+    block_size = min(block_size, model.config.max_position_embeddings - 2)
+    return System("teacher (pytorch)", TorchRunner(model), CodeEncoder(tokenizer, block_size, cache_size=0),
+                  model, size, note)
+
+
+def load_student(folder: Path, backend: str, threads: int | None) -> System:
+    """The student folder in ``backend`` ('pytorch', 'onnx' or 'onnx-int8')."""
+    opened = load_folder(folder, backend, threads, cache_size=0)  # data flow is parsed in every prediction
+    model = opened.model if opened.model is not None else load_folder(folder).model  # parameters and FLOPs
+    path = folder / "model.safetensors" if backend == "pytorch" else onnx_file(folder, backend)
+    return System(f"student ({backend})", opened.runner, opened.encoder, model, path.stat().st_size, path.name)
+
+
+def flops(system: System, codes: Sequence[str]) -> int:
+    """FLOPs of one prediction (``FlopCounterMode``: matrix products, 2 per multiply-add)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    batch = system.encoder.encode_codes([codes])
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        system.model(**batch)
+    return counter.get_total_flops()
+
+
+def measure(systems: list[System], examples: list[Example], batch_size: int = 32, warmup: int = 3,
+            budget_ms: float = IDE_BUDGET_MS) -> list[dict[str, Any]]:
+    """Time every system; latency round-robin input by input, then throughput system by system."""
+    rows = [e.codes for e in examples]
+    for system in systems:
+        for codes in rows[:warmup]:
+            system.predict([codes])
+    for codes in rows:
+        for system in systems:
+            start = time.perf_counter()
+            system.predict([codes])
+            system.latencies.append(time.perf_counter() - start)
+    batch = [rows[i % len(rows)] for i in range(batch_size)]
+    results = []
+    for system in systems:
+        start = time.perf_counter()
+        system.predict(batch)
+        seconds = time.perf_counter() - start
+        p50, p95 = (float(np.percentile(system.latencies, q) * 1000) for q in (50, 95))
+        results.append({
+            "name": system.name,
+            "size_mb": system.size_bytes / 1e6,
+            "size_source": system.size_note,
+            "parameters": sum(p.numel() for p in system.model.parameters()),
+            "gflops_first_input": flops(system, rows[0]) / 1e9,
+            "tokens_first_input": [len(system.encoder.encode(code)) for code in rows[0]],
+            "p50_ms": p50,
+            "p95_ms": p95,
+            "mean_ms": statistics.fmean(system.latencies) * 1000,
+            f"throughput_batch{batch_size}_per_s": batch_size / seconds,
+            "peak_rss_mb": system.peak_rss_mb,
+            "within_budget": bool(p95 <= budget_ms),
+        })
+    teacher = next((r for r in results if r["name"].startswith("teacher")), None)
+    for row in results:
+        if teacher is not None:
+            row["speedup_p50_vs_teacher"] = teacher["p50_ms"] / row["p50_ms"]
+            row["smaller_than_teacher"] = teacher["size_mb"] / row["size_mb"]
+    return results
+
+
+def load_measured(loader: Callable[[], System], warm_codes: Sequence[Sequence[str]]) -> System:
+    """Load a system and run its warm-up predictions, recording the peak memory it added."""
+    with PeakRss() as memory:
+        system = loader()
+        for codes in warm_codes:
+            system.predict([codes])
+    system.peak_rss_mb = memory.delta_mb
+    return system
+
+
+def environment(threads: int) -> dict[str, Any]:
+    import onnxruntime
+    import transformers
+
+    return {"cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+            "threads": threads, "load_average": os.getloadavg(), "torch": torch.__version__,
+            "onnxruntime": onnxruntime.__version__, "transformers": transformers.__version__,
+            "python": platform.python_version()}
+
+
+def print_results(results: list[dict[str, Any]], title: str, budget_ms: float = IDE_BUDGET_MS) -> None:
+    throughput = next(k for k in results[0] if k.startswith("throughput"))
+    columns = ["system", "MB", "params", "GFLOPs", "p50 ms", "p95 ms", f"{throughput[11:-6]} /s", "peak RSS MB",
+               f"p95 <= {budget_ms:g} ms", "speed-up"]
+    rows = [[r["name"], f"{r['size_mb']:.2f}", f"{r['parameters']:,}", f"{r['gflops_first_input']:.2f}",
+             f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}", f"{r[throughput]:.1f}", f"{r['peak_rss_mb']:.0f}",
+             "pass" if r["within_budget"] else "FAIL",
+             f"{r['speedup_p50_vs_teacher']:.1f}x" if "speedup_p50_vs_teacher" in r else ""] for r in results]
+    print_table(title, columns, rows)
+
+
+def benchmark(model: Path, data: str, teacher: str = CODEBERT_SHAPE, output: Path | None = None,
+              samples: int = 50, threads: int | None = None, backends: list[str] | None = None,
+              batch_size: int = 32, budget_ms: float = IDE_BUDGET_MS, cache_dir: Path | None = None,
+              teacher_block_size: int | None = None) -> dict[str, Any]:
+    """Benchmark a student against its teacher on real test inputs; print a table, write JSON.
+
+    Args:
+        model: The student folder (an exported folder for the ONNX backends).
+        data: The task whose test inputs are timed: a task YAML or a task folder (format inferred).
+        teacher: A saved classifier folder, a HF encoder folder or hub id (random head), or
+            ``codebert-shape`` (random weights of CodeBERT's shape; no download).
+        output: Where to write the JSON report (default: only print).
+        samples: Test inputs timed one by one, per system.
+        threads: CPU threads for every system (default: PyTorch's default for this machine).
+        backends: Student backends among pytorch, onnx, onnx-int8 (default: pytorch and onnx).
+        batch_size: Batch size of the throughput run.
+        budget_ms: The per-prediction budget (p95) of the pass/fail column.
+        cache_dir: Cache for the codebert-shape proxy tokenizer (default ~/.cache/lit_compressor).
+        teacher_block_size: Tokens per function for the teacher (default: a saved teacher's own, else the
+            student's), e.g. 400 to time ``codebert-shape`` at the paper's block size beside a student that
+            reads fewer tokens.
+    """
+    model = Path(model)
+    backends = backends or ["pytorch", "onnx"]
+    if threads:
+        torch.set_num_threads(threads)
+    threads = threads or torch.get_num_threads()
+    task = load_task(data)
+    examples = seeded_sample(task.read("test"), samples, 0)
+    metadata = read_metadata(model)
+    if not metadata:
+        raise UserError("not a lit-compressor student folder (no lit_compressor block in config.json).",
+                        model)
+    warm = [e.codes for e in examples[:3]]
+    systems = [load_measured(lambda b=b: load_student(model, b, threads), warm) for b in backends]
+    cache = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "lit_compressor"
+    teacher_block = teacher_block_size or int(metadata.get("block_size", DEFAULT_BLOCK_SIZE))
+    systems.append(load_measured(lambda: load_teacher(
+        teacher, int(metadata.get("num_inputs", 1)), teacher_block, task, examples, cache,
+        block_size_given=teacher_block_size is not None), warm))
+    before = os.getloadavg()
+    results = measure(systems, examples, batch_size, budget_ms=budget_ms)
+    report = {"model": str(model), "teacher": teacher, "teacher_block_size": systems[-1].encoder.block_size,
+              "data": str(data), "samples": len(examples),
+              "budget_ms": budget_ms, "budget_statistic": "p95", "memory_method": MEMORY_METHOD,
+              "environment": {**environment(threads), "load_average_before": before}, "systems": results}
+    title = f"{model.name} vs {teacher}: {len(examples)} real inputs, {threads} threads"
+    print_results(results, title, budget_ms)
+    if output is not None:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        Path(output).write_text(json.dumps(report, indent=2) + "\n")
+    return report

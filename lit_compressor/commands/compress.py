@@ -1,0 +1,278 @@
+"""``lit-compressor compress``: the commands a user runs alone, composed, each skipped when current.
+
+    fit (teacher) -> label -> search -> fit (student) -> export -> benchmark -> report
+
+A compress config names (or embeds) the stage configs — the very YAML files that ``fit``, ``label``,
+``search``, ``export`` and ``benchmark`` take — and adds only the settings that link the stages: the
+task, the block size, the output folder, the trainer's hardware and the seed. For each stage it writes
+the complete config it runs to ``output/stages/<stage>.yaml``, so any stage can be re-run by hand::
+
+    lit-compressor fit --config runs/quickstart/stages/teacher.yaml
+
+A stage is skipped when ``output/stages/<stage>.done.json`` records the same config and the same
+upstream files (a hash of both); a training stage interrupted mid-way resumes from the ``last.ckpt``
+of a run of the same inputs. ``compress`` runs in one process on one device; for multi-device
+training run the ``fit`` and ``label`` stages by hand with ``--trainer.strategy ddp``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lit_compressor.commands.benchmark import benchmark as benchmark_command
+from lit_compressor.commands.export import export as export_command
+from lit_compressor.commands.label import label as label_command
+from lit_compressor.commands.report import build_report, collapse_warning, write_report
+from lit_compressor.commands.search import search as search_command
+from lit_compressor.core.configs import Stage, deep_merge, read_yaml, resolve_stage, with_checkpoint_folder, write_yaml
+from lit_compressor.core.errors import UserError
+from lit_compressor.core.files import atomic_write_json
+from lit_compressor.core.fingerprint import hash_files, hash_json
+from lit_compressor.data.task import TaskData
+from lit_compressor.training.cli import run_lightning_cli
+
+QUICKSTART = Path("configs/quickstart.yaml")
+
+
+@dataclass
+class StageRecord:
+    name: str
+    skipped: bool
+    config: str
+    seconds: float
+    outputs: dict[str, str] = field(default_factory=dict)
+
+
+# --- stage configs ----------------------------------------------------------------------------------
+def fit_config(base: dict[str, Any], what: str, task: TaskData, block_size: int, seed: int,
+               trainer: dict[str, Any], model_args: dict[str, Any]) -> dict[str, Any]:
+    """A ``fit`` config: the stage's file with the linking settings written over it."""
+    if "model" not in base:
+        raise UserError(f"the {what} stage config has no `model` (a `fit` config is needed).",
+                        fix="Name a fit config, e.g. configs/bigclonebench/teacher.yaml.")
+    return deep_merge(base, {"seed_everything": seed, "data": {"task": task.to_dict(), "block_size": block_size},
+                             "model": {"init_args": model_args}, "trainer": trainer})
+
+
+# --- running stages ---------------------------------------------------------------------------------
+class Stages:
+    """Writes each stage's config, runs it unless current, and records what it did and how long it took."""
+
+    def __init__(self, output: Path):
+        self.output = output
+        self.folder = output / "stages"
+        self.records: list[StageRecord] = []
+
+    def run(self, name: str, config: dict[str, Any], upstream: dict[str, str], outputs: dict[str, Path],
+            work: Callable[[Path], None]) -> StageRecord:
+        from rich.console import Console
+
+        path = write_yaml(self.folder / f"{name}.yaml", config)
+        marker = self.folder / f"{name}.done.json"
+        key = hash_json(config, upstream)
+        current = (marker.is_file() and json.loads(marker.read_text()).get("inputs") == key
+                   and all(p.exists() for p in outputs.values()))
+        started = time.perf_counter()
+        if current:
+            Console().print(f"[dim]stage {name}: up to date, skipped ({path})[/dim]")
+        else:
+            Console().rule(f"stage {name}: {path}")
+            marker.unlink(missing_ok=True)
+            work(path)
+            missing = [str(p) for p in outputs.values() if not p.exists()]
+            if missing:
+                raise RuntimeError(f"stage {name} finished without writing {', '.join(missing)}")
+            atomic_write_json(marker, {"inputs": key, "upstream": upstream})
+        record = StageRecord(name, current, str(path), round(time.perf_counter() - started, 1),
+                             {k: str(v) for k, v in outputs.items()})
+        self.records.append(record)
+        return record
+
+
+def run_command(command: Callable[..., Any], config: Path) -> Any:
+    """``command`` run on its config file, as ``lit-compressor NAME --config config`` runs it."""
+    from jsonargparse import auto_cli
+
+    return auto_cli(command, args=["--config", str(config)], as_positional=False)
+
+
+def run_fit(config: Path, checkpoints: Path, command: str = "fit") -> None:
+    """``lit-compressor fit --config config`` in this process, resuming from ``checkpoints/last.ckpt``."""
+    last = checkpoints / "last.ckpt"
+    args = [command, "--config", str(config)] + (["--ckpt_path", str(last)] if last.is_file() else [])
+    cli = run_lightning_cli(args)
+    if cli.trainer.interrupted:
+        raise UserError("training was interrupted.", config, "Run compress again: it resumes from the last checkpoint.")
+
+
+# --- the command ----------------------------------------------------------------------------------
+def compress(task: TaskData | None = None, block_size: int = 128, output: Path = Path("runs/compress"),
+             teacher: Stage | None = None, teacher_folder: str | None = None, label: dict[str, Any] | None = None,
+             search: Stage | None = None, architecture: str | None = None, student: Stage | None = None,
+             export: bool | dict[str, Any] = True, benchmark: dict[str, Any] | None = None,
+             trainer: dict[str, Any] | None = None, seed: int = 42) -> dict[str, Any]:
+    """Compress a teacher into a tiny student, stage by stage, and report both side by side.
+
+    Run without ``--config``, it runs ``configs/quickstart.yaml`` (the quick start).
+
+    Args:
+        task: The data (format, folder, split files, field names, sample limits), linked into every stage.
+        block_size: Tokens per function, linked into every stage (the paper: 400).
+        output: The run folder: stages/, teacher/, soft_labels.safetensors, search/, student/, export/, report.*.
+        teacher: The teacher's ``fit`` config (a TeacherModule), a path or ``{config: PATH, ...overrides}``.
+        teacher_folder: An already fine-tuned teacher folder instead: it is tested on this task, not trained.
+        label: Settings of the ``label`` stage (e.g. ``batch_size``).
+        search: The ``search`` config (a path or ``{config: PATH, ...overrides}``); skipped with ``architecture``.
+        architecture: An ``architecture.yaml`` to use instead of searching (or the student config's own).
+        student: The student's ``fit`` config (a DistillationModule).
+        export: ``false``, or settings of the ``export`` stage (e.g. ``samples``).
+        benchmark: Settings of the ``benchmark`` stage (e.g. ``samples``, ``backends``; ``teacher`` times another
+            teacher than the fine-tuned one, e.g. ``codebert-shape`` with ``teacher_block_size: 400``).
+        trainer: Trainer settings written over both ``fit`` stages (e.g. ``accelerator``, ``precision``).
+        seed: Seed of every stage.
+    """
+    started = time.perf_counter()
+    if task is None:
+        raise UserError("compress needs a task.", fix=f"Give --config (e.g. {QUICKSTART}) or --task.")
+    if teacher is None and teacher_folder is None:
+        raise UserError("compress needs a teacher: a `teacher` fit config or a fine-tuned `teacher_folder`.")
+    if student is None:
+        raise UserError("compress needs a `student` fit config (a DistillationModule).")
+    output = Path(output)
+    stages = Stages(output)
+    hardware = {k: v for k, v in (trainer or {}).items()}
+    task_file = write_yaml(output / "task.yaml", task.to_dict())
+
+    # 1. teacher: fine-tuned here, or a given folder tested on this task
+    if teacher_folder is None:
+        teacher_dir = output / "teacher"
+        base = fit_config(resolve_stage(teacher, "teacher"), "teacher", task, block_size, seed, hardware,
+                          {"output_dir": str(teacher_dir)})
+        run_dir = output / "runs" / f"teacher-{hash_json(base)}"
+        config = deep_merge(base, {"trainer": with_checkpoint_folder(
+            {**base.get("trainer", {}), "default_root_dir": str(run_dir)}, run_dir / "checkpoints")})
+        stages.run("teacher", config, {}, {"teacher": teacher_dir / "metrics.json"},
+                   lambda path: run_fit(path, run_dir / "checkpoints"))
+        teacher_metrics = teacher_dir / "metrics.json"
+    else:
+        teacher_dir = Path(teacher_folder)
+        evaluation = output / "teacher_test"
+        config = {"seed_everything": seed,
+                  "model": {"class_path": "lit_compressor.training.labelling.TeacherPredictor",
+                            "init_args": {"folder": str(teacher_dir), "output_dir": str(evaluation)}},
+                  "data": {"task": task.to_dict(), "block_size": block_size},
+                  "trainer": {**hardware, "logger": False, "enable_checkpointing": False,
+                              "default_root_dir": str(evaluation)}}  # where LightningCLI saves its config
+        stages.run("teacher_test", config, {"teacher": hash_files(teacher_dir)},
+                   {"metrics": evaluation / "metrics.json"},
+                   lambda path: run_fit(path, evaluation, command="test"))
+        teacher_metrics = evaluation / "metrics.json"
+    warn_if_collapsed("teacher", teacher_metrics)
+    teacher_hash = hash_files(teacher_dir)
+
+    # 2. soft labels
+    soft_labels = output / "soft_labels.safetensors"
+    config = {**(label or {}), "teacher": str(teacher_dir), "output": str(soft_labels), "task": task.to_dict(),
+              "block_size": block_size,
+              **{k: hardware[k] for k in ("accelerator", "devices", "precision") if k in hardware}}
+    stages.run("label", config, {"teacher": teacher_hash}, {"soft_labels": soft_labels},
+               lambda path: run_command(label_command, path))
+
+    # 3. architecture search
+    student_base = resolve_stage(student, "student")
+    student_dir = output / "student"
+    links = {"soft_labels": str(soft_labels), "teacher": str(teacher_dir), "output_dir": str(student_dir),
+             "tokenizer_cache": str(output / "tokenizers")}
+    if search is not None and architecture is None:
+        search_dir = output / "search"
+        sample_fit = write_yaml(stages.folder / "search_student.yaml", fit_config(
+            student_base, "student", task, block_size, seed, hardware, {**links, "output_dir": None}))
+        config = search_config(resolve_stage(search, "search"), task, block_size, teacher_dir, seed, search_dir,
+                               output / "tokenizers", sample_fit)
+        upstream = {"teacher": teacher_hash}
+        if config.get("predictor"):  # the sampled distillations: the student's config and soft labels
+            upstream.update(soft_labels=hash_files(soft_labels), student=sample_fit.read_text())
+        stages.run("search", config, upstream, {"architecture": search_dir / "architecture.yaml"},
+                   lambda path: run_command(search_command, path))
+        architecture = str(search_dir / "architecture.yaml")
+
+    # 4. distillation: the student tokenizer is trained on the way
+    model_args: dict[str, Any] = dict(links)
+    student_block = block_size
+    if architecture is not None:
+        model_args["architecture"] = architecture
+        searched = searched_genes(architecture)
+        student_block = searched.pop("block_size", block_size)  # the student may read fewer tokens than the teacher
+        model_args.update(searched)
+    base = fit_config(student_base, "student", task, student_block, seed, hardware, model_args)
+    upstream = {"soft_labels": hash_files(soft_labels)}
+    if architecture is not None:
+        upstream["architecture"] = Path(architecture).read_text()
+    run_dir = output / "runs" / f"student-{hash_json(base, upstream)}"
+    config = deep_merge(base, {"trainer": with_checkpoint_folder(
+        {**base.get("trainer", {}), "default_root_dir": str(run_dir)}, run_dir / "checkpoints")})
+    stages.run("student", config, upstream, {"student": student_dir / "metrics.json"},
+               lambda path: run_fit(path, run_dir / "checkpoints"))
+    warn_if_collapsed("student", student_dir / "metrics.json")
+    student_hash = hash_files(student_dir)
+
+    # 5. export
+    shipped = student_dir
+    if export is not False:
+        shipped = output / "export"
+        config = {**({} if export is True else export), "model": str(student_dir), "output": str(shipped),
+                  "data": str(task_file), "overwrite": True}
+        stages.run("export", config, {"student": student_hash}, {"export": shipped / "export.json"},
+                   lambda path: run_command(export_command, path))
+
+    # 6. benchmark: the student as shipped beside its teacher
+    timing = output / "benchmark.json"
+    backends = ["pytorch", "onnx-int8"] if export is not False else ["pytorch"]
+    config = {"backends": backends, "teacher": str(teacher_dir), **(benchmark or {}), "model": str(shipped),
+              "data": str(task_file), "output": str(timing)}
+    stages.run("benchmark", config, {"student": student_hash, "teacher": teacher_hash}, {"benchmark": timing},
+               lambda path: run_command(benchmark_command, path))
+
+    report = build_report(task, teacher_dir, teacher_metrics, student_dir, timing, stages.records,
+                          time.perf_counter() - started)
+    write_report(output, report)
+    return report
+
+
+def search_config(base: dict[str, Any], task: TaskData, block_size: int, teacher_dir: Path, seed: int,
+                  output: Path, tokenizers: Path, student_fit: Path) -> dict[str, Any]:
+    """The search stage's config: its file with the task's shape, the teacher, the seed and the output linked;
+    the block size too unless the search chooses it. An NSGA-II search also gets the task (its test inputs are
+    timed), the tokenizer cache, and, with a predictor, the student's own fit config (the file
+    ``student_fit``) for its sampled distillations."""
+    space = {"num_inputs": task.num_inputs, "num_labels": task.num_labels}
+    if not isinstance(base.get("space", {}).get("block_size"), dict):
+        space["block_size"] = block_size
+    links: dict[str, Any] = {"space": space, "teacher": str(teacher_dir), "seed": seed, "output": str(output)}
+    if base.get("mode") == "nsga2":
+        links.update({"task": task.to_dict(), "tokenizer_cache": str(tokenizers)})
+        if base.get("predictor") is not None:
+            links["predictor"] = {"fit": str(student_fit)}
+    return deep_merge(base, links)
+
+
+def searched_genes(architecture: str | Path) -> dict[str, Any]:
+    """The genes an ``architecture.yaml`` holds beside the five of the architecture: ``block_size`` (the
+    student's ``data.block_size``), ``lr`` and ``dropout`` (the student's ``model.init_args``)."""
+    content = read_yaml(architecture, "architecture")
+    return {k: content[k] for k in ("block_size", "lr", "dropout") if k in content}
+
+
+def warn_if_collapsed(name: str, metrics_file: Path) -> None:
+    """Print a warning when a model predicts one class for nearly every test example."""
+    message = collapse_warning(name, json.loads(metrics_file.read_text()))
+    if message:
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[bold yellow]warning:[/bold yellow] {message}")
+

@@ -1,0 +1,33 @@
+"""Scoring a runner on examples: logits in batches, accuracy, and the seeded test sample every check reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from lit_compressor.data.readers import Example
+from lit_compressor.data.task import load_task, seeded_sample
+
+
+def sample_test_split(data: str | Path, limit: int | None = None, seed: int = 0) -> list[Example]:
+    """A seeded sample of ``limit`` examples of the test split of the task ``data`` (a task YAML or folder),
+    read with the task's own format and field names, in file order."""
+    return seeded_sample(load_task(data).read("test"), limit, seed)
+
+
+def batched_logits(runner, encoder, examples: list[Example], batch_size: int = 8) -> np.ndarray:
+    """Logits of every example, batches padded to their longest function."""
+    out = []
+    for start in range(0, len(examples), batch_size):
+        batch = encoder.encode_codes([e.codes for e in examples[start:start + batch_size]])
+        out.append(runner(**batch))
+    return np.concatenate(out)
+
+
+def accuracy(logits: np.ndarray, examples: list[Example]) -> float | None:
+    labels = np.array([-1 if e.label is None else e.label for e in examples])
+    known = labels >= 0
+    return float((logits.argmax(-1)[known] == labels[known]).mean()) if known.any() else None
+
+

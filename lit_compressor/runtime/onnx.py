@@ -1,0 +1,77 @@
+"""The ONNX export chain that ships a model: ``export_onnx`` (TorchScript exporter, eager attention) ->
+``optimize_onnx`` (ONNX Runtime's fused CPU kernels) -> ``quantize_onnx`` (dynamic int8).
+
+``lit-compressor export``, the IDE search's latency timings and ``benchmark``'s teacher all go through it,
+so a student and a teacher are timed through the same chain.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import warnings
+from pathlib import Path
+
+import torch
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "position_ids")  # position_ids: data-flow models only
+
+
+class LogitsModule(torch.nn.Module):
+    """The exported graph: ``input_ids``/``attention_mask`` ``[B, n, L]`` (a data-flow model: also
+    ``position_ids`` ``[B, n, L]``, and the graph-guided mask ``[B, n, L, L]``) -> ``logits`` ``[B, labels]``."""
+
+    def __init__(self, classifier: torch.nn.Module):
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.classifier(*inputs)
+
+
+def export_onnx(model: torch.nn.Module, sample: dict[str, torch.Tensor], path: Path) -> Path:
+    """Export with dynamic batch and length axes (TorchScript exporter, eager attention).
+
+    The eager attention graph (MatMul, Softmax, MatMul) is the one ONNX Runtime's transformer
+    optimizer fuses into its Attention kernel; SDPA's or the dynamo exporter's graphs are not.
+    """
+    model = copy.deepcopy(model).eval()
+    if hasattr(model.encoder, "set_attn_implementation"):
+        model.encoder.set_attn_implementation("eager")
+    names = [name for name in MODEL_INPUTS if name in sample]
+    axes = {name: {0: "batch", 2: "length", **({3: "length"} if sample[name].dim() == 4 else {})} for name in names}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(LogitsModule(model).eval(), tuple(sample[name] for name in names), str(path),
+                          input_names=names, output_names=["logits"],
+                          dynamic_axes={**axes, "logits": {0: "batch"}}, opset_version=17, dynamo=False)
+    return path
+
+
+def optimize_onnx(source: Path, path: Path, config) -> Path:
+    """ONNX Runtime's transformer optimizer: fused Attention, SkipLayerNorm and Gelu CPU kernels."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    optimized = optimize_model(str(source), model_type="bert", num_heads=config.num_attention_heads,
+                               hidden_size=config.hidden_size, opt_level=0)
+    optimized.save_model_to_file(str(path))
+    return path
+
+
+def quantize_onnx(source: Path, path: Path) -> Path:
+    """Dynamic int8: int8 weights, activations quantised per batch at run time."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()  # the quantiser logs a pre-processing hint meant for CNNs at WARNING
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        # The fused com.microsoft ops have no ONNX shape inference: tell the quantiser their type.
+        quantize_dynamic(str(source), str(path), weight_type=QuantType.QInt8,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    finally:
+        root.setLevel(level)
+    return path
+
+

@@ -1,0 +1,96 @@
+"""Callbacks for runs at scale: what a W&B run records beyond Lightning's own logging."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import WandbLogger
+
+from lit_compressor.core.errors import UserError
+from lit_compressor.nn.folders import parameter_count
+
+ARCHITECTURE_KEYS = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size",
+                     "vocab_size")
+RUN_ID = "{run_id}"
+
+
+def wandb_logger(trainer: L.Trainer) -> WandbLogger | None:
+    return next((logger for logger in trainer.loggers if isinstance(logger, WandbLogger)), None)
+
+
+def architecture_of(pl_module: L.LightningModule) -> dict[str, int]:
+    """The five genes of the module's classifier: a student's architecture, or a teacher's config."""
+    architecture = getattr(pl_module, "architecture", None)
+    if architecture is not None:
+        return architecture.to_dict()
+    config = getattr(getattr(pl_module, "model", None), "config", None)
+    return {key: getattr(config, key) for key in ARCHITECTURE_KEYS if hasattr(config, key)}
+
+
+def model_size(pl_module: L.LightningModule) -> dict[str, float | None]:
+    """As in ``metrics.json``: parameters, fp32 MB (1e6 bytes, as the search prices it) and the exported
+    ``model.safetensors``'s MB on disk (None before export)."""
+    params = parameter_count(pl_module.model)
+    output_dir = getattr(pl_module, "output_dir", None)
+    weights = Path(output_dir) / "model.safetensors" if output_dir else None
+    disk = weights.stat().st_size / 1e6 if weights is not None and weights.is_file() else None
+    return {"params": params, "size_mb": params * 4 / 1e6, "disk_mb": disk}
+
+
+class WandbSummary(Callback):
+    """Writes the student's architecture, size and final test metrics to the W&B run's summary.
+
+    Does nothing unless the trainer has a ``WandbLogger``, so the CLI always adds it (config key
+    ``wandb_summary``). ``report`` (e.g. ``runs/search/report.json``) is uploaded as a ``search-report``
+    artifact, so a run records which search chose its student. A ``{run_id}`` in the model's
+    ``output_dir`` becomes the W&B run id (so the runs of a sweep export to different folders).
+    Summary keys: ``architecture/<gene>``, ``params``, ``size_mb``, ``disk_mb`` and every ``test/<metric>``.
+    """
+
+    def __init__(self, report: str | None = None):
+        self.report = report
+        self._report_logged = False
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        logger = wandb_logger(trainer)
+        output_dir = getattr(pl_module, "output_dir", None)
+        if output_dir and RUN_ID in output_dir:
+            run_id = logger.experiment.id if logger is not None and trainer.is_global_zero else None
+            if run_id is None and logger is None and trainer.logger is not None:
+                run_id = str(trainer.logger.version)
+            run_id = trainer.strategy.broadcast(run_id or "local")
+            pl_module.output_dir = output_dir.replace(RUN_ID, run_id)
+        if logger is None:
+            return
+        if self.report and not Path(self.report).is_file():
+            raise UserError("search report not found.", self.report,
+                            "Run `lit-compressor search` first, or unset wandb_summary.report.")
+        if trainer.is_global_zero and self.report and not self._report_logged:
+            import wandb
+
+            artifact = wandb.Artifact("search-report", type="search-report",
+                                      description="the architecture search that chose this student")
+            artifact.add_file(str(self.report), name="report.json")
+            logger.experiment.log_artifact(artifact)
+            self._report_logged = True
+
+    def _write(self, trainer: L.Trainer, values: dict[str, Any]) -> None:
+        logger = wandb_logger(trainer)
+        if logger is None or not trainer.is_global_zero:
+            return
+        summary = logger.experiment.summary
+        for key, value in values.items():
+            if value is not None:
+                summary[key] = value
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        architecture = {f"architecture/{k}": v for k, v in architecture_of(pl_module).items()}
+        self._write(trainer, {**architecture, **model_size(pl_module)})
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+        architecture = {f"architecture/{k}": v for k, v in architecture_of(pl_module).items()}
+        self._write(trainer, {**architecture, **model_size(pl_module), **metrics})

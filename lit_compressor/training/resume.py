@@ -1,0 +1,202 @@
+"""Checkpoints: loading them safely, and resuming a killed ``fit`` exactly where it stopped.
+
+:func:`load_checkpoint_state` is the one place a ``.ckpt``/``.pt``/``.bin`` file is read: always with
+``torch.load(weights_only=True)``, so a file whose unpickling would run code is refused with a
+:class:`UserError` instead of being executed.
+
+:class:`ExactResume` (a callback; add it to ``trainer.callbacks``) makes ``fit --ckpt_path last``
+after a crash or a SIGKILL end with the same weights and metrics as an uninterrupted run:
+
+- the training order of each epoch is a permutation seeded by ``(seed, epoch)``, not drawn from the
+  global random generator (whose state a restart loses);
+- the training loader is *stateful*: a checkpoint records how many batches of the current epoch were
+  served, and a resumed run skips exactly those (Lightning restores the step counters but, for a
+  plain ``DataLoader``, restarts the epoch's data from its first batch);
+- the random generators (Python, NumPy, torch) are saved in the checkpoint and restored before the
+  first resumed step, so dropout draws the same masks.
+
+Single process only (CPU or one GPU); under DDP Lightning's ``DistributedSampler`` is already seeded
+by epoch, and the callback leaves the loaders alone.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback
+from torch.utils.data import DataLoader, RandomSampler, Sampler, SequentialSampler
+
+from lit_compressor.core.errors import UserError
+from lit_compressor.training.seeding import epoch_generator, epoch_seed
+
+
+def load_checkpoint_state(path: str | Path, key: str | None = "state_dict") -> Any:
+    """``torch.load(path, weights_only=True)[key]`` (the whole object when ``key`` is None).
+
+    Raises ``UserError`` for a missing file, a file that is not a torch checkpoint, and a checkpoint
+    that holds Python objects other than tensors and plain containers (their unpickling could run code).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError("checkpoint file not found.", path, "Check the checkpoint path.")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"refused to load the checkpoint: it holds Python objects other than tensors, whose "
+                        f"unpickling could run code ({first}).", path,
+                        "Only load checkpoints you trust; convert trusted ones to safetensors.") from None
+    except Exception as error:  # truncated, not a torch file: torch raises many kinds
+        raise UserError(f"not a readable torch checkpoint ({type(error).__name__}: {error}).", path,
+                        "The file may be truncated; use an earlier checkpoint.") from None
+    if key is None:
+        return checkpoint
+    if not isinstance(checkpoint, dict) or key not in checkpoint:
+        found = sorted(checkpoint)[:8] if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        raise UserError(f"the checkpoint has no {key!r} entry (found: {found}).", path)
+    return checkpoint[key]
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """A random permutation of ``range(n)`` seeded by ``(seed, epoch)``; ``start`` skips its first indices."""
+
+    def __init__(self, n: int, seed: int = 0):
+        self.n, self.seed, self.epoch, self.start = n, seed, 0, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        generator = epoch_generator(self.seed, self.epoch)
+        order = torch.randperm(self.n, generator=generator).tolist()
+        start, self.start = self.start, 0
+        return iter(order[start:])
+
+
+class ResumableLoader(DataLoader):
+    """A ``DataLoader`` whose ``state_dict`` records the batches served in the current epoch.
+
+    After ``load_state_dict`` the next epoch's iteration skips the batches already trained on (by
+    index, without reading or collating them). Its length stays the full epoch's, as Lightning expects.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._served = 0
+        self._skip = 0
+
+    @classmethod
+    def from_loader(cls, loader: DataLoader, seed: int) -> ResumableLoader:
+        """The same data, batch size and collate function; a random sampler becomes an epoch-seeded one."""
+        shuffle = isinstance(loader.sampler, RandomSampler)
+        sampler = EpochShuffleSampler(len(loader.dataset), seed) if shuffle else SequentialSampler(loader.dataset)
+        # its own generator: creating an iterator draws a worker seed, which must not touch the global one
+        return cls(loader.dataset, batch_size=loader.batch_size, sampler=sampler, collate_fn=loader.collate_fn,
+                   num_workers=loader.num_workers, drop_last=loader.drop_last, pin_memory=loader.pin_memory,
+                   persistent_workers=loader.persistent_workers, generator=torch.Generator().manual_seed(seed))
+
+    def state_dict(self) -> dict[str, int]:
+        return {"batches": self._served}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        batches = int(state.get("batches", 0))
+        self._skip = batches if 0 < batches < len(self) else 0  # a finished epoch resumes at the next one
+
+    def __iter__(self) -> Iterator[Any]:
+        skip, self._skip = self._skip, 0
+        if skip and self.batch_size and hasattr(self.sampler, "start"):
+            self.sampler.start = skip * self.batch_size
+        else:
+            skip = 0
+        self._served = skip
+        if self.generator is not None:  # worker seeds depend on (seed, epoch) only
+            epoch = getattr(self.sampler, "epoch", 0)
+            self.generator.manual_seed(epoch_seed(getattr(self.sampler, "seed", 0), epoch))
+        for batch in super().__iter__():
+            self._served += 1
+            yield batch
+
+
+def random_state() -> dict[str, Any]:
+    """The Python, NumPy and torch random generators' states, as tensors and plain values only."""
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": random.getstate(), "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
+                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_random_state(state: dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    torch.set_rng_state(state["torch"])
+    numpy = state["numpy"]
+    np.random.set_state(("MT19937", numpy["keys"].numpy().astype(np.uint32), numpy["position"],
+                         numpy["has_gauss"], numpy["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class ExactResume(Callback):
+    """Makes a resumed ``fit`` bit-identical to an uninterrupted one (see the module docstring).
+
+    ``seed`` seeds the epoch permutations; by default the seed given to ``seed_everything``.
+    """
+
+    def __init__(self, seed: int | None = None):
+        self.seed = seed
+        self._pending: dict[str, Any] | None = None
+        self._trainer = None
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        self._trainer = trainer
+        datamodule = trainer.datamodule
+        if stage != "fit" or trainer.world_size > 1 or datamodule is None:
+            return
+        seed = self.seed if self.seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
+        make_loader = datamodule.train_dataloader
+        if getattr(make_loader, "_resumable", False):
+            return
+
+        def train_dataloader() -> DataLoader:
+            loader = make_loader()
+            return loader if isinstance(loader, ResumableLoader) else ResumableLoader.from_loader(loader, seed)
+
+        train_dataloader._resumable = True  # type: ignore[attr-defined]
+        datamodule.train_dataloader = train_dataloader
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"random": random_state(), "loader": self._loader_state()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._pending = state_dict
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        # Lightning restores a stateful loader only when it builds the loader after the restore; a model
+        # whose optimiser needs ``estimated_stepping_batches`` builds it before, so restore it here.
+        if self._pending is None:
+            return
+        loader = trainer.train_dataloader
+        if isinstance(loader, ResumableLoader) and self._pending.get("loader"):
+            loader.load_state_dict(self._pending["loader"])
+        if self._pending.get("random") is not None:
+            set_random_state(self._pending["random"])
+        self._pending = None
+
+    def _loader_state(self) -> dict[str, int]:
+        loader = self._trainer.train_dataloader if self._trainer is not None else None
+        return loader.state_dict() if isinstance(loader, ResumableLoader) else {}

@@ -1,0 +1,119 @@
+"""``compress`` on a tiny random teacher: the same commands and YAML files a user runs alone, composed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from conftest import SAMPLE, SHARED_DATA
+
+from lit_compressor.commands.cli import run_function_command
+from lit_compressor.commands.compress import compress
+from lit_compressor.data.task import TaskData
+
+STUDENT = {"config": "configs/bigclonebench/distill_3mb.yaml", "data": {"batch_size": 16},
+           "trainer": {"max_epochs": 1, "accelerator": "cpu"}}
+SEARCH = {"config": "configs/search/ga_3mb.yaml", "target_mb": 0.6, "generations": 40, "restarts": 1}
+
+
+def teacher_config(folder) -> dict:
+    return {"config": "configs/bigclonebench/teacher.yaml", "model": {"init_args": {
+        "model_name_or_path": str(folder), "pooling": "first", "pair_head": "concat", "lr": 1e-3}},
+        "trainer": {"max_epochs": 1, "accelerator": "cpu"}}
+
+
+def test_compress_runs_every_stage_then_skips_them(tiny_bert, tmp_path):
+    task = TaskData(data_dir=str(SAMPLE), limit={"labelled": 32, "unlabelled": 48, "valid": 16, "test": 32})
+    settings = dict(task=task, output=tmp_path / "run", block_size=64, teacher=teacher_config(tiny_bert),
+                    search=SEARCH, student=STUDENT, benchmark={"samples": 3})
+    report = compress(**settings)
+    run = tmp_path / "run"
+    for path in ("teacher/model.safetensors", "soft_labels.safetensors", "search/architecture.yaml",
+                 "student/model.safetensors", "student/tokenizer.json", "export/model.int8.onnx", "report.md",
+                 "benchmark.json"):
+        assert (run / path).exists(), path
+    names = ["teacher", "label", "search", "student", "export", "benchmark"]
+    assert [s["name"] for s in report["stages"]] == names
+    assert not any(s["skipped"] for s in report["stages"])
+    stage_seconds = [s["seconds"] for s in report["stages"]]  # each rounded to 0.1 s
+    assert all(seconds > 0 for seconds in stage_seconds)
+    assert report["wall_seconds"] >= sum(stage_seconds) - 0.05 * len(stage_seconds)
+    student, searched = report["student"], yaml.safe_load((run / "search/architecture.yaml").read_text())
+    assert student["params"] == searched["priced_for"]["params"]  # the search priced what was built
+    assert searched["priced_for"]["block_size"] == 64 and searched["priced_for"]["family"] == "bert"
+    assert report["student"]["shipped_backend"] == "student (onnx-int8)"
+    assert sum(student["prediction_counts"]) == 32
+    assert json.loads((run / "report.json").read_text())["student"]["f1"] == student["f1"]
+    assert "| stage | status | seconds |" in (run / "report.md").read_text()
+    # one epoch on 32 pairs: the tiny teacher answers one class for every test pair, and the report says so
+    assert report["teacher"]["prediction_counts"] in ([32, 0], [0, 32])
+    assert report["warnings"][0].startswith("the teacher predicts class")
+    assert report["warnings"][0] in (run / "report.md").read_text()
+
+    stamps = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file() and "report" not in p.name}
+    again = compress(**settings)
+    assert all(s["skipped"] for s in again["stages"])
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+    # each stage's file re-runs that stage by hand, with the command a user would type
+    teacher_stage = yaml.safe_load((run / "stages/teacher.yaml").read_text())
+    assert teacher_stage["data"]["block_size"] == 64 and teacher_stage["model"]["init_args"]["output_dir"] == str(
+        run / "teacher")
+    run_function_command("search", ["--config", str(run / "stages/search.yaml"), "--output", str(tmp_path / "again")])
+    assert (tmp_path / "again/architecture.yaml").read_text() == (run / "search/architecture.yaml").read_text()
+
+
+def test_compress_with_a_given_teacher_tests_it_on_this_task(tiny_bert, tmp_path):
+    from lit_compressor.training.teacher import TeacherModule
+
+    TeacherModule(str(tiny_bert), num_inputs=2, block_size=64).save_model_folder(tmp_path / "teacher")
+    task = TaskData(data_dir=str(SAMPLE), limit={"labelled": 8, "unlabelled": 32, "valid": 16, "test": 24})
+    report = compress(task=task, output=tmp_path / "run", block_size=64, teacher_folder=str(tmp_path / "teacher"),
+                      architecture=None, student=STUDENT, export=False, benchmark={"samples": 2})
+    assert [s["name"] for s in report["stages"]] == ["teacher_test", "label", "student", "benchmark"]
+    evaluated = json.loads((tmp_path / "run" / "teacher_test" / "metrics.json").read_text())
+    assert report["teacher"]["accuracy"] == evaluated["accuracy"] and sum(evaluated["prediction_counts"]) == 24
+    assert not (tmp_path / "teacher" / "metrics.json").exists()  # the given folder is left as it was
+    assert (tmp_path / "run" / "teacher_test" / "config.yaml").is_file()  # not in the folder compress ran from
+    assert report["student"]["params"] == 754_562 - (400 - 64) * 96  # the paper's genome, 64 positions fewer
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "devign").is_dir(), reason="needs ../shared/data")
+def test_own_jsonl_data_runs_end_to_end(tiny_roberta, tmp_path):
+    """A vulnerability data set with its own field names and file names, through every stage."""
+    data = tmp_path / "mydata"
+    data.mkdir()
+    names = {"labelled": "train_a.jsonl", "unlabelled": "train_b.jsonl", "valid": "dev.jsonl", "test": "eval.jsonl"}
+    sources = {"labelled": "label_train", "unlabelled": "unlabel_train", "valid": "valid", "test": "test"}
+    for split, name in names.items():
+        lines = (SHARED_DATA / "devign" / f"{sources[split]}.jsonl").read_text().splitlines()[:24]
+        records = [json.loads(line) for line in lines]
+        (data / name).write_text("".join(json.dumps({"id": f"fn{r['idx']}", "code": r["func"], **(
+            {"vulnerable": r["target"]} if "target" in r else {})}) + "\n" for r in records))
+    config = {"task": {"format": "jsonl", "data_dir": str(data), "files": names, "code_fields": ["code"],
+                       "label_field": "vulnerable", "id_field": "id"},
+              "block_size": 64, "output": str(tmp_path / "run"),
+              "teacher": {"config": "configs/devign/teacher.yaml", "model": {"init_args": {
+                  "model_name_or_path": str(tiny_roberta), "pooling": "first"}}, "trainer": {"max_epochs": 1}},
+              "search": {**SEARCH, "target_mb": 0.4},
+              "student": {**STUDENT, "config": "configs/devign/distill_3mb.yaml"},
+              "trainer": {"accelerator": "cpu"}, "export": {"samples": 16}, "benchmark": {"samples": 2}}
+    path = tmp_path / "compress.yaml"
+    path.write_text(yaml.safe_dump(config))
+    report = run_function_command("compress", ["--config", str(path)])
+    export = json.loads((tmp_path / "run/export/export.json").read_text())
+    assert export["check_inputs"].startswith("16 test examples") and export["num_inputs"] == 1
+    assert sum(report["student"]["prediction_counts"]) == 24
+    assert (tmp_path / "run/report.md").is_file()
+
+
+def test_collapse_warning_names_the_class_the_share_and_the_causes():
+    from lit_compressor.commands.report import collapse_warning
+
+    message = collapse_warning("teacher", {"prediction_counts": [3, 297]})
+    assert message.startswith("the teacher predicts class 1 for 99.0% of the test split (297 of 300)")
+    assert "too few labelled examples" in message
+    assert "collapsed teacher" in collapse_warning("student", {"prediction_counts": [300, 0]})
+    assert collapse_warning("student", {"prediction_counts": [4, 296]}) is None  # 98.7 %: not collapsed
+    assert collapse_warning("student", {}) is None

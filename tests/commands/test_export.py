@@ -1,0 +1,128 @@
+"""``lit-compressor export``: ONNX matches PyTorch on real code, int8 loads and is scored, safe output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SHARED_DATA
+
+from lit_compressor.commands.export import ONNX_TOLERANCE, export
+from lit_compressor.core.errors import UserError
+from lit_compressor.data.readers import read_functions
+from lit_compressor.nn.folders import save_classifier
+from lit_compressor.nn.student import build_student
+from lit_compressor.nn.tokenization import train_student_tokenizer
+from lit_compressor.runtime.evaluate import sample_test_split
+from lit_compressor.search.architecture import StudentArchitecture
+
+pytestmark = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
+BCB = SHARED_DATA / "bigclonebench"
+DEVIGN = SHARED_DATA / "devign"
+TINY = StudentArchitecture(num_hidden_layers=2, hidden_size=64, num_attention_heads=2, intermediate_size=128,
+                           vocab_size=500)
+
+
+def make_student(folder: Path, num_inputs: int, texts: list[str], block_size: int = 128) -> Path:
+    """A real student folder: BPE tokenizer trained on real code, random weights."""
+    import torch
+
+    torch.manual_seed(num_inputs)
+    tokenizer = train_student_tokenizer(texts, TINY.vocab_size)
+    model = build_student(TINY, num_inputs=num_inputs, max_positions=block_size + 2)
+    return save_classifier(model, tokenizer, folder, {"block_size": block_size})
+
+
+@pytest.fixture(scope="module")
+def code() -> list[str]:
+    return list(read_functions(BCB / "data.jsonl").values())[:300]
+
+
+@pytest.fixture(scope="module")
+def pair_student(tmp_path_factory, code) -> Path:
+    return make_student(tmp_path_factory.mktemp("pair") / "student", 2, code)
+
+
+@pytest.fixture(scope="module")
+def single_student(tmp_path_factory, code) -> Path:
+    return make_student(tmp_path_factory.mktemp("single") / "student", 1, code)
+
+
+@pytest.fixture(scope="module")
+def pair_export(tmp_path_factory, pair_student) -> tuple[Path, dict]:
+    output = tmp_path_factory.mktemp("pair-export") / "out"
+    return output, export(pair_student, output, data=BCB, samples=24)
+
+
+def test_pair_export_matches_pytorch_on_real_pairs(pair_export):
+    output, report = pair_export
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "model.onnx", "model.optimized.onnx",
+                 "model.int8.onnx", "export.json"):
+        assert (output / name).is_file(), name
+    assert report["check_inputs"].startswith("24 test examples")
+    assert max(report["onnx_max_abs_diff"].values()) <= ONNX_TOLERANCE
+    assert json.loads((output / "export.json").read_text())["block_size"] == 128
+
+
+def test_single_export_matches_pytorch_on_real_functions(tmp_path, single_student):
+    report = export(single_student, tmp_path / "out", int8=False, data=DEVIGN, samples=16)
+    assert max(report["onnx_max_abs_diff"].values()) <= ONNX_TOLERANCE
+    assert not (tmp_path / "out" / "model.int8.onnx").exists()
+
+
+def test_int8_loads_and_reports_accuracy(pair_export):
+    import onnxruntime as ort
+
+    output, report = pair_export
+    session = ort.InferenceSession(str(output / "model.int8.onnx"), providers=["CPUExecutionProvider"])
+    ids = np.full((1, 2, 10), 5, dtype=np.int64)
+    assert session.run(["logits"], {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0].shape == (1, 2)
+    assert report["files"]["model.int8.onnx"] < report["files"]["model.onnx"]
+    # the reported figures are what the two graphs give on the same 24 real pairs
+    from lit_compressor.nn.folders import load_classifier
+    from lit_compressor.nn.tokenization import CodeEncoder
+    from lit_compressor.runtime.evaluate import batched_logits
+    from lit_compressor.runtime.runners import OrtRunner
+
+    examples = sample_test_split(BCB, 24)
+    encoder = CodeEncoder(load_classifier(output)[1], 128)
+    int8 = batched_logits(OrtRunner(output / "model.int8.onnx"), encoder, examples).argmax(-1)
+    fp32 = batched_logits(OrtRunner(output / "model.onnx"), encoder, examples).argmax(-1)
+    labels = np.array([e.label for e in examples])
+    assert report["accuracy"]["model.int8.onnx"] == pytest.approx(float((int8 == labels).mean()))
+    assert report["int8"]["agreement_with_fp32"] == pytest.approx(float((int8 == fp32).mean()))
+    assert report["int8"]["max_abs_prob_diff"] < 0.1
+
+
+def test_export_refuses_a_folder_with_another_model(tmp_path, pair_student, single_student):
+    output = tmp_path / "out"
+    export(single_student, output, onnx=False, int8=False)
+    with pytest.raises(UserError, match="overwrite") as error:
+        export(pair_student, output, onnx=False, int8=False)
+    assert str(output) in error.value.message
+    export(pair_student, output, onnx=False, int8=False, overwrite=True)
+    assert json.loads((output / "config.json").read_text())["lit_compressor"]["num_inputs"] == 2
+
+
+def test_check_examples_are_a_seeded_mix_of_labels_from_a_folder_or_a_task_yaml(tmp_path):
+    examples = sample_test_split(BCB, 40)
+    assert len(examples) == 40 and {e.label for e in examples} == {0, 1}  # test.txt is sorted by label
+    task = tmp_path / "task.yaml"
+    task.write_text(f"data:\n  task:\n    format: bigclonebench\n    data_dir: {BCB}\n")  # a fit config's block
+    assert [e.id for e in sample_test_split(task, 40)] == [e.id for e in examples]
+    assert [e.id for e in sample_test_split(BCB, 40, seed=1)] != [e.id for e in examples]
+
+
+def test_own_jsonl_task_is_read_with_its_field_names(tmp_path, single_student):
+    """A task YAML with its own field and file names: export reads its test split, not Devign's defaults."""
+    rows = [json.loads(line) for line in (DEVIGN / "test.jsonl").read_text().splitlines()[:12]]
+    (tmp_path / "eval.jsonl").write_text("".join(
+        json.dumps({"id": f"f{r['idx']}", "code": r["func"], "vulnerable": r["target"]}) + "\n" for r in rows))
+    task = tmp_path / "task.yaml"
+    task.write_text(f"format: jsonl\ndata_dir: {tmp_path}\nfiles: {{test: eval.jsonl}}\ncode_fields: [code]\n"
+                    "label_field: vulnerable\nid_field: id\n")
+    report = export(single_student, tmp_path / "out", int8=False, data=str(task), samples=100)
+    assert report["check_inputs"] == f"12 test examples from {task}"
+    assert report["accuracy"]["pytorch"] == report["accuracy"]["model.onnx"]

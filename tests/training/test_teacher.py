@@ -1,0 +1,75 @@
+"""The teacher module on tiny random RoBERTa and BERT encoders, and the metrics."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+
+from lit_compressor.nn.folders import load_classifier
+from lit_compressor.training.datamodule import CodeDataModule
+from lit_compressor.training.metrics import classification_metrics, scalar_metrics
+from lit_compressor.training.teacher import TeacherModule
+
+
+def test_metrics_on_hand_made_batch():
+    metrics = classification_metrics(2)
+    preds = torch.tensor([1, 1, 0, 0, 1, 0])
+    labels = torch.tensor([1, 0, 0, 1, 1, 0])
+    metrics.update(preds, labels)
+    values = scalar_metrics(metrics, positive_label=1)
+    # TP=2 FP=1 FN=1 TN=2
+    assert values["accuracy"] == pytest.approx(4 / 6)
+    assert values["precision"] == pytest.approx(2 / 3)
+    assert values["recall"] == pytest.approx(2 / 3)
+    assert values["f1"] == pytest.approx(2 / 3)
+    assert scalar_metrics(metrics, positive_label=0)["precision"] == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize("family", ["roberta", "bert"])
+def test_teacher_fits_and_loss_goes_down(family, request, sample_task, tmp_path):
+    folder = request.getfixturevalue(f"tiny_{family}")
+    torch.manual_seed(0)
+    module = TeacherModule(str(folder), num_inputs=2, block_size=64, lr=3e-3, warmup_ratio=0.0,
+                           output_dir=str(tmp_path / "teacher"))
+    sample_task.limit["labelled"] = 16
+    data = CodeDataModule(sample_task, batch_size=16, block_size=64)
+    module_batch = module.collate(data.split("labelled"))
+    assert module_batch["input_ids"].shape[:2] == (16, 2) and module_batch["input_ids"].shape[2] <= 64
+
+    def loss() -> float:
+        module.eval()
+        with torch.no_grad():
+            return float(torch.nn.functional.cross_entropy(module(module_batch), module_batch["labels"]))
+
+    before = loss()
+    # Overfit the one training batch: the loss on it must fall.
+    trainer = L.Trainer(max_epochs=25, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        num_sanity_val_steps=0, limit_val_batches=1, check_val_every_n_epoch=25)
+    trainer.fit(module, datamodule=data)
+    assert loss() < before * 0.5
+    trainer.test(module, datamodule=data)
+    model, _, metadata = load_classifier(tmp_path / "teacher")
+    assert metadata["num_inputs"] == 2 and metadata["block_size"] == 64
+    metrics = (tmp_path / "teacher" / "metrics.json").read_text()
+    assert '"accuracy"' in metrics and '"size_mb"' in metrics
+
+
+def test_trainable_layers_freezes_the_embeddings_and_the_lower_layers(tiny_roberta, sample_task, tmp_path):
+    from lit_compressor.core.errors import UserError
+
+    module = TeacherModule(str(tiny_roberta), num_inputs=2, block_size=64, lr=1e-2, trainable_layers=1)
+    encoder = module.model.encoder
+    frozen = {name: p.detach().clone() for name, p in module.named_parameters() if not p.requires_grad}
+    assert {n.split(".")[2] for n in frozen} == {"embeddings", "encoder"}
+    assert all(".layer.0." in n for n in frozen if ".encoder.layer." in n)
+    assert all(p.requires_grad for p in encoder.encoder.layer[1].parameters())
+    sample_task.limit["labelled"] = 16
+    trainer = L.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        limit_val_batches=0, default_root_dir=tmp_path)
+    top = encoder.encoder.layer[1].attention.self.query.weight.detach().clone()
+    trainer.fit(module, datamodule=CodeDataModule(sample_task, batch_size=8, block_size=64))
+    assert all(torch.equal(p, frozen[n]) for n, p in module.named_parameters() if n in frozen)
+    assert not torch.equal(encoder.encoder.layer[1].attention.self.query.weight, top)
+    with pytest.raises(UserError, match="between 0 and the encoder's 2 layers"):
+        TeacherModule(str(tiny_roberta), trainable_layers=3)
