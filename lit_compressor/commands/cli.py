@@ -25,6 +25,8 @@ FUNCTION_COMMANDS = {
                           "Import a checkpoint of the Compressor research code."),
     "clones": ("lit_compressor.commands.clones", "clones",
                "Find clone pairs among a project's Java and C functions with a pair student."),
+    "robustness": ("lit_compressor.commands.robustness", "robustness",
+                   "Accuracy drop and prediction flips of teacher and student on renamed and edited code."),
 }
 
 
