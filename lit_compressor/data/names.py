@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 
 VERBS = ("get", "compute", "process", "handle", "update", "build", "load", "read", "write", "check", "create",
          "find", "parse", "convert", "apply", "prepare", "collect", "resolve", "render", "send", "fetch", "store",
@@ -53,13 +53,14 @@ def join(parts: tuple[str, ...], style: str) -> str:
     return parts[0] + "".join(part.capitalize() for part in parts[1:])
 
 
-def _candidates(kind: str, rng: random.Random) -> list[tuple[str, ...]]:
-    if kind == "method":
-        parts = [(verb, noun) for verb in VERBS for noun in NOUNS]
-    else:
-        parts = [(noun,) for noun in NOUNS] + [(adjective, noun) for adjective in ADJECTIVES for noun in NOUNS]
-    rng.shuffle(parts)
-    return parts
+def _proposals(kind: str, rng: random.Random, nouns: Iterator[str]) -> Iterator[tuple[str, ...]]:
+    """Words for one new name: a variable's unused plain nouns first (``nouns``, shuffled once per function),
+    then random pairs (a verb and a noun for a method, an adjective and a noun for a variable)."""
+    if kind != "method":
+        yield from ((noun,) for noun in nouns)
+    first = VERBS if kind == "method" else ADJECTIVES
+    while True:
+        yield rng.choice(first), rng.choice(NOUNS)
 
 
 def fresh_names(olds: list[str], kind: str, language: str, taken: Collection[str],
@@ -67,20 +68,14 @@ def fresh_names(olds: list[str], kind: str, language: str, taken: Collection[str
     """A new name for each of ``olds`` (``kind``: ``method`` or ``variable``), in each old name's style, none of
     them in ``taken``, a keyword or another new name. Variables prefer one noun, then an adjective and a noun."""
     used = set(taken) | KEYWORDS[language]
-    pool = _candidates(kind, rng)
-    if kind != "method":  # plain nouns first: `value` reads more naturally than `cachedValue`
-        pool.sort(key=len)
+    shuffled = list(NOUNS)
+    rng.shuffle(shuffled)
+    nouns = iter(shuffled)
     chosen: dict[str, str] = {}
-    position = 0
     for old in olds:
         style = style_of(old, language)
-        while True:
-            if position < len(pool):
-                name = join(pool[position], style)
-                position += 1
-            else:  # the pool is spent (a function with hundreds of names): number the last words
-                name = join(pool[position % len(pool)], style) + str(position // len(pool) + 1)
-                position += 1
+        for attempt, parts in enumerate(_proposals(kind, rng, nouns)):
+            name = join(parts, style) + (str(attempt // 1000) if attempt >= 1000 else "")  # a name-packed function
             if name not in used:
                 break
         used.add(name)

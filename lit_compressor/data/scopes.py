@@ -314,6 +314,8 @@ class CWalker(_Walker):
         self.visit(node.child_by_field_name("type"))  # an enum's enumerators, a typeof's expression
         for declarator in node.children_by_field_name("declarator"):
             name = declarator_name(declarator)
+            # `uint8_t av_unused end_bit;`: an unexpanded macro read as the name, the real name an ERROR
+            misread = any(child.type == "ERROR" for child in (*node.children, *declarator.children))
             value = None
             if declarator.type == "init_declarator":
                 value = declarator.child_by_field_name("value")
@@ -321,7 +323,7 @@ class CWalker(_Walker):
             self.visit_sizes(declarator, name)
             if name is not None:
                 prototype = any(n.type == "function_declarator" for n in iter_nodes(declarator))
-                self.declare(name, "other" if prototype else "local")
+                self.declare(name, "other" if prototype or misread else "local")
             self.visit(value)  # after the name: `int n = sizeof n;` reads the new n
 
     def on_enumerator(self, node: tree_sitter.Node) -> None:

@@ -28,6 +28,7 @@ the original's tree shape; for the swap, the original's node types.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import re
@@ -86,17 +87,24 @@ class _Function:
     rng: random.Random
     names: Mapping[str, str]
     """New names chosen by the caller (old -> new); the others are drawn."""
-    _resolution: Resolution | None = None
 
-    @property
+    @functools.cached_property
     def resolution(self) -> Resolution:
-        if self._resolution is None:
-            self._resolution = resolve(self.node, self.language)
-        return self._resolution
+        return resolve(self.node, self.language)
 
-    @property
+    @functools.cached_property
     def taken(self) -> set[str]:
         return words(self.source.decode("utf-8", errors="replace"))
+
+    @functools.cached_property
+    def nodes(self) -> list[tree_sitter.Node]:
+        """The function's nodes, in source order."""
+        return list(iter_nodes(self.node))
+
+    @functools.cached_property
+    def shape(self) -> tuple[list[str], int]:
+        """The whole tree's node types in source order, and its syntax errors (ERROR and MISSING nodes)."""
+        return _shape(self.tree.root_node)
 
 
 # -- renamings ------------------------------------------------------------------------------------------------
@@ -104,11 +112,11 @@ class _Function:
 MEMBER_MACROS = re.compile(r"^(offsetof|container_of|DO_UPCAST|\w*FOREACH\w*)$")
 
 
-def _macro_words(function: tree_sitter.Node) -> set[str]:
+def _macro_words(nodes: list[tree_sitter.Node]) -> set[str]:
     """C names a macro call may use as a member name rather than a variable (see the module's docstring)."""
-    members = {node_text(n) for n in iter_nodes(function) if n.type == "field_identifier"}
+    members = {node_text(n) for n in nodes if n.type == "field_identifier"}
     found: set[str] = set()
-    for call in iter_nodes(function):
+    for call in nodes:
         callee = call.child_by_field_name("function") if call.type == "call_expression" else None
         if callee is None or callee.type != "identifier":
             continue
@@ -125,7 +133,7 @@ def _macro_words(function: tree_sitter.Node) -> set[str]:
 def _excluded(function: _Function) -> set[str]:
     excluded = set(function.resolution.opaque_words)
     if function.language == "c":
-        excluded |= _macro_words(function.node)
+        excluded |= _macro_words(function.nodes)
     return excluded
 
 
@@ -280,7 +288,7 @@ def _swappable(node: tree_sitter.Node) -> bool:
 
 
 def swap_comparisons(function: _Function) -> list[Edit]:
-    candidates = [n for n in iter_nodes(function.node) if _swappable(n)]
+    candidates = [n for n in function.nodes if _swappable(n)]
     # only the innermost of nested comparisons, so that no two edits overlap
     innermost = [n for n in candidates if not any(
         o.id != n.id and n.start_byte <= o.start_byte and o.end_byte <= n.end_byte for o in candidates)]
@@ -308,8 +316,12 @@ SAME_SHAPE = ("rename_method", "rename_parameters", "rename_locals")
 WRAPPERS = {"java": (b"class LitCompressorWrapper {\n", b"\n}"), "c": (b"", b"")}
 
 
-def _errors(root: tree_sitter.Node) -> int:
-    return sum(1 for node in iter_nodes(root) if node.type == "ERROR" or node.is_missing)
+def _shape(root: tree_sitter.Node) -> tuple[list[str], int]:
+    types, errors = [], 0
+    for node in iter_nodes(root):
+        types.append(node.type)
+        errors += node.type == "ERROR" or node.is_missing
+    return types, errors
 
 
 def _apply(source: bytes, edits: list[Edit]) -> bytes:
@@ -321,13 +333,13 @@ def _apply(source: bytes, edits: list[Edit]) -> bytes:
 def _keeps_parsing(original: _Function, tree: tree_sitter.Tree, transformation: str) -> bool:
     if function_node(tree.root_node, original.language) is None:
         return False
-    if _errors(tree.root_node) > _errors(original.tree.root_node):
+    (types, errors), (original_types, original_errors) = _shape(tree.root_node), original.shape
+    if errors > original_errors:
         return False
     if transformation in SAME_SHAPE:
-        return [n.type for n in iter_nodes(tree.root_node)] == [n.type for n in iter_nodes(original.tree.root_node)]
-    if transformation == "swap_comparisons":  # the same named nodes (the operators themselves are mirrored)
-        return (Counter(n.type for n in iter_nodes(tree.root_node) if n.is_named)
-                == Counter(n.type for n in iter_nodes(original.tree.root_node) if n.is_named))
+        return types == original_types
+    if transformation == "swap_comparisons":  # the same nodes but the operators, which are mirrored
+        return Counter(t for t in types if t not in MIRRORED) == Counter(t for t in original_types if t not in MIRRORED)
     return True
 
 
