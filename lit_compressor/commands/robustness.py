@@ -48,6 +48,10 @@ def print_report(report: dict[str, Any], title: str) -> None:
                       f"{model['flips']} ({100 * model['flip_rate']:.1f} %)"]
         rows.append(cells)
     print_table(title, columns, rows, right_from=1)
+    if report["transformed"]:
+        functions = report["transformed"][0]["functions"]
+        print(f"{functions['functions']:,} distinct functions; {functions['unparsed']:,} could not be parsed (left as "
+              f"they are), {functions['partial']:,} parsed with local syntax errors (transformed around them).")
     for name, clean in report["clean"].items():
         if "agreement_with_teacher" in clean:
             print(f"{name} agrees with the teacher on {clean['agreements']:,} of {report['examples']:,} clean "

@@ -42,6 +42,8 @@ def test_robustness_prints_a_table_and_writes_the_report(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "| rename_method+rename_parameters | 4 | 6 |" in printed
     assert f"student agrees with the teacher on {clean['agreements']} of 6 clean examples" in printed
+    functions = report["transformed"][0]["functions"]["functions"]
+    assert f"{functions} distinct functions; 0 could not be parsed" in printed and 6 < functions <= 12
 
 
 def test_bad_folders_and_transformations_are_clear_errors(tmp_path, capsys):
