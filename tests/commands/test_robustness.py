@@ -8,7 +8,13 @@ import pytest
 from conftest import SHARED_DATA
 
 from lit_compressor.commands.cli import main
+from lit_compressor.commands.export import export
 from lit_compressor.commands.robustness import robustness
+from lit_compressor.data.task import load_task, seeded_sample
+from lit_compressor.nn.folders import save_classifier
+from lit_compressor.nn.student import build_student
+from lit_compressor.nn.tokenization import train_student_tokenizer
+from lit_compressor.search.architecture import StudentArchitecture
 
 pytestmark = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
 
@@ -59,3 +65,37 @@ def test_bad_folders_and_transformations_are_clear_errors(tmp_path, capsys):
               "--transformations", "[rename_method+rename_classes]"])
     assert stop.value.code == 2
     assert "unknown transformation 'rename_classes'" in capsys.readouterr().err
+
+
+def constant_student(folder, label: int, functions: list[str]):
+    """An exported pair student that predicts ``label`` whatever the code: its output layer's weights are 0."""
+    import torch
+
+    arch = StudentArchitecture(num_hidden_layers=1, hidden_size=32, num_attention_heads=2, intermediate_size=64,
+                               vocab_size=300)
+    model = build_student(arch, num_inputs=2, max_positions=130, pooling="mean", pair_head="interaction")
+    with torch.no_grad():
+        model.classifier.out_proj.weight.zero_()
+        model.classifier.out_proj.bias.copy_(torch.tensor([3.0, 0.0] if label == 0 else [0.0, 3.0]))
+    save_classifier(model, train_student_tokenizer(functions, 300), folder / "trained", {"block_size": 128})
+    export(folder / "trained", folder / "export", samples=4)
+    return folder / "export"
+
+
+def test_models_that_cannot_flip_give_exact_figures(tmp_path):
+    from tiny_students import BCB, bcb_functions
+
+    functions = list(bcb_functions().values())[:200]
+    always_clone = constant_student(tmp_path / "one", 1, functions)
+    never_clone = constant_student(tmp_path / "zero", 0, functions)
+    report = robustness(teacher=always_clone, student=never_clone, data=str(BCB), limit=8, sample_seed=4,
+                        transformations=["rename_method+rename_parameters", "dead_code"], seeds=[9], threads=1)
+    clones = sum(e.label for e in seeded_sample(load_task(BCB).read("test"), 8, 4))
+    assert 0 < clones < 8
+    assert report["clean"]["teacher"] == {"accuracy": clones / 8}
+    assert report["clean"]["student"] == {"accuracy": 1 - clones / 8, "agreement_with_teacher": 0.0, "agreements": 0}
+    for result in report["transformed"]:
+        assert result["examples_changed"] == 8
+        assert result["models"] == {"teacher": {"accuracy": clones / 8, "drop": 0.0, "flips": 0, "flip_rate": 0.0},
+                                    "student": {"accuracy": 1 - clones / 8, "drop": 0.0, "flips": 0,
+                                                "flip_rate": 0.0}}
