@@ -9,9 +9,10 @@ the complete config it runs to ``output/stages/<stage>.yaml``, so any stage can 
 
     lit-compressor fit --config runs/quickstart/stages/teacher.yaml
 
-A stage is skipped when ``output/stages/<stage>.done.json`` records the same config and the same
-upstream files (a hash of both); a training stage interrupted mid-way resumes from the ``last.ckpt``
-of a run of the same inputs. ``compress`` runs in one process on one device; for multi-device
+A stage is skipped when ``output/stages/<stage>.done.json`` records the same config, the same upstream
+outputs and the same contents of every data file the stage reads (size and mtime first; a file whose size or
+mtime changed is hashed to confirm); a training stage interrupted mid-way resumes from the ``last.ckpt`` of a
+run of the same config and training data. ``compress`` runs in one process on one device; for multi-device
 training run the ``fit`` and ``label`` stages by hand with ``--trainer.strategy ddp``.
 """
 
@@ -69,14 +70,17 @@ class Stages:
         self.records: list[StageRecord] = []
 
     def run(self, name: str, config: dict[str, Any], upstream: dict[str, str], outputs: dict[str, Path],
-            work: Callable[[Path], None]) -> StageRecord:
+            work: Callable[[Path], None], reads: list[Path] | None = None) -> StageRecord:
+        """Run ``work`` on the stage's config file unless the stage is current; ``reads``: the data files it
+        reads, whose contents enter its key."""
         from rich.console import Console
 
         path = write_yaml(self.folder / f"{name}.yaml", config)
         marker = self.folder / f"{name}.done.json"
-        key = hash_json(config, upstream)
-        current = (marker.is_file() and json.loads(marker.read_text()).get("inputs") == key
-                   and all(p.exists() for p in outputs.values()))
+        recorded = json.loads(marker.read_text()) if marker.is_file() else {}
+        files = file_digests(reads or [], recorded.get("files", {}))
+        key = hash_json(config, upstream, {file: digest for file, (_, _, digest) in files.items()})
+        current = recorded.get("inputs") == key and all(p.exists() for p in outputs.values())
         started = time.perf_counter()
         if current:
             Console().print(f"[dim]stage {name}: up to date, skipped ({path})[/dim]")
@@ -87,11 +91,25 @@ class Stages:
             missing = [str(p) for p in outputs.values() if not p.exists()]
             if missing:
                 raise RuntimeError(f"stage {name} finished without writing {', '.join(missing)}")
-            atomic_write_json(marker, {"inputs": key, "upstream": upstream})
+            atomic_write_json(marker, {"inputs": key, "upstream": upstream, "files": files})
         record = StageRecord(name, current, str(path), round(time.perf_counter() - started, 1),
                              {k: str(v) for k, v in outputs.items()})
         self.records.append(record)
         return record
+
+
+def file_digests(paths: list[Path], known: dict[str, list]) -> dict[str, list]:
+    """``{path: [size, mtime_ns, content hash]}``; a file whose size and mtime are those ``known`` keeps its
+    recorded hash (no reading), any other is hashed."""
+    digests = {}
+    for path in sorted(set(paths)):
+        if not path.is_file():  # the stage itself says what is missing
+            continue
+        stat = path.stat()
+        old = known.get(str(path))
+        same = old is not None and old[0] == stat.st_size and old[1] == stat.st_mtime_ns
+        digests[str(path)] = old if same else [stat.st_size, stat.st_mtime_ns, hash_files(path)]
+    return digests
 
 
 def run_command(command: Callable[..., Any], config: Path) -> Any:
@@ -148,40 +166,41 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
     hardware = {k: v for k, v in (trainer or {}).items()}
     task_file = write_yaml(output / "task.yaml", task.to_dict())
 
-    # 1. teacher: fine-tuned here, or a given folder tested on this task
+    # 1. teacher: fine-tuned here (on the labelled split, chosen on valid), or a given folder; then tested
     if teacher_folder is None:
         teacher_dir = output / "teacher"
         base = fit_config(resolve_stage(teacher, "teacher"), "teacher", task, block_size, seed, hardware,
                           {"output_dir": str(teacher_dir)})
-        run_dir = output / "runs" / f"teacher-{hash_json(base)}"
+        base["test_after_fit"] = False  # the teacher_test stage tests it, so a new test split does not re-fit it
+        training_data = file_digests(task.files_of(["labelled", "valid"]), {})
+        run_dir = output / "runs" / f"teacher-{hash_json(base, training_data)}"
         config = deep_merge(base, {"trainer": with_checkpoint_folder(
             {**base.get("trainer", {}), "default_root_dir": str(run_dir)}, run_dir / "checkpoints")})
-        stages.run("teacher", config, {}, {"teacher": teacher_dir / "metrics.json"},
-                   lambda path: run_fit(path, run_dir / "checkpoints"))
-        teacher_metrics = teacher_dir / "metrics.json"
+        stages.run("teacher", config, {}, {"teacher": teacher_dir / "model.safetensors"},
+                   lambda path: run_fit(path, run_dir / "checkpoints"), reads=task.files_of(["labelled", "valid"]))
     else:
         teacher_dir = Path(teacher_folder)
-        evaluation = output / "teacher_test"
-        config = {"seed_everything": seed,
-                  "model": {"class_path": "lit_compressor.training.labelling.TeacherPredictor",
-                            "init_args": {"folder": str(teacher_dir), "output_dir": str(evaluation)}},
-                  "data": {"task": task.to_dict(), "block_size": block_size},
-                  "trainer": {**hardware, "logger": False, "enable_checkpointing": False,
-                              "default_root_dir": str(evaluation)}}  # where LightningCLI saves its config
-        stages.run("teacher_test", config, {"teacher": hash_files(teacher_dir)},
-                   {"metrics": evaluation / "metrics.json"},
-                   lambda path: run_fit(path, evaluation, command="test"))
-        teacher_metrics = evaluation / "metrics.json"
-    warn_if_collapsed("teacher", teacher_metrics)
     teacher_hash = hash_files(teacher_dir)
+    evaluation = output / "teacher_test"
+    config = {"seed_everything": seed,
+              "model": {"class_path": "lit_compressor.training.labelling.TeacherPredictor",
+                        "init_args": {"folder": str(teacher_dir), "output_dir": str(evaluation)}},
+              "data": {"task": task.to_dict(), "block_size": block_size},
+              "trainer": {**hardware, "logger": False, "enable_checkpointing": False,
+                          "default_root_dir": str(evaluation)}}  # where LightningCLI saves its config
+    stages.run("teacher_test", config, {"teacher": teacher_hash}, {"metrics": evaluation / "metrics.json"},
+               lambda path: run_fit(path, evaluation, command="test"), reads=task.files_of(["test"]))
+    teacher_metrics = evaluation / "metrics.json"
+    warn_if_collapsed("teacher", teacher_metrics)
 
     # 2. soft labels
     soft_labels = output / "soft_labels.safetensors"
     config = {**(label or {}), "teacher": str(teacher_dir), "output": str(soft_labels), "task": task.to_dict(),
               "block_size": block_size,
               **{k: hardware[k] for k in ("accelerator", "devices", "precision") if k in hardware}}
+    cached_splits = ["unlabelled", *(label or {}).get("functions_from", [])]
     stages.run("label", config, {"teacher": teacher_hash}, {"soft_labels": soft_labels},
-               lambda path: run_command(label_command, path))
+               lambda path: run_command(label_command, path), reads=task.files_of(cached_splits))
 
     # 3. architecture search
     student_base = resolve_stage(student, "student")
@@ -197,8 +216,9 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
         upstream = {"teacher": teacher_hash}
         if config.get("predictor"):  # the sampled distillations: the student's config and soft labels
             upstream.update(soft_labels=hash_files(soft_labels), student=sample_fit.read_text())
+        reads = task.files_of([*cached_splits, "valid", "test"]) if config.get("mode") == "nsga2" else []
         stages.run("search", config, upstream, {"architecture": search_dir / "architecture.yaml"},
-                   lambda path: run_command(search_command, path))
+                   lambda path: run_command(search_command, path), reads=reads)
         architecture = str(search_dir / "architecture.yaml")
 
     # 4. distillation: the student tokenizer is trained on the way
@@ -213,11 +233,13 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
     upstream = {"soft_labels": hash_files(soft_labels)}
     if architecture is not None:
         upstream["architecture"] = Path(architecture).read_text()
-    run_dir = output / "runs" / f"student-{hash_json(base, upstream)}"
+    student_reads = task.files_of([*cached_splits, "valid", "test"])
+    training_data = file_digests(task.files_of([*cached_splits, "valid"]), {})
+    run_dir = output / "runs" / f"student-{hash_json(base, upstream, training_data)}"
     config = deep_merge(base, {"trainer": with_checkpoint_folder(
         {**base.get("trainer", {}), "default_root_dir": str(run_dir)}, run_dir / "checkpoints")})
     stages.run("student", config, upstream, {"student": student_dir / "metrics.json"},
-               lambda path: run_fit(path, run_dir / "checkpoints"))
+               lambda path: run_fit(path, run_dir / "checkpoints"), reads=student_reads)
     warn_if_collapsed("student", student_dir / "metrics.json")
     student_hash = hash_files(student_dir)
 
@@ -228,15 +250,16 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
         config = {**({} if export is True else export), "model": str(student_dir), "output": str(shipped),
                   "data": str(task_file), "overwrite": True}
         stages.run("export", config, {"student": student_hash}, {"export": shipped / "export.json"},
-                   lambda path: run_command(export_command, path))
+                   lambda path: run_command(export_command, path), reads=task.files_of(["test"]))
 
     # 6. benchmark: the student as shipped beside its teacher
     timing = output / "benchmark.json"
     backends = ["pytorch", "onnx-int8"] if export is not False else ["pytorch"]
     config = {"backends": backends, "teacher": str(teacher_dir), **(benchmark or {}), "model": str(shipped),
               "data": str(task_file), "output": str(timing)}
-    stages.run("benchmark", config, {"student": student_hash, "teacher": teacher_hash}, {"benchmark": timing},
-               lambda path: run_command(benchmark_command, path))
+    upstream = {"shipped": hash_files(shipped, (".onnx", ".safetensors", ".json")), "teacher": teacher_hash}
+    stages.run("benchmark", config, upstream, {"benchmark": timing},  # the proxy tokenizer reads the unlabelled code
+               lambda path: run_command(benchmark_command, path), reads=task.files_of(["test", "unlabelled"]))
 
     report = build_report(task, teacher_dir, teacher_metrics, student_dir, timing, stages.records,
                           time.perf_counter() - started)

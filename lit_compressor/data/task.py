@@ -58,6 +58,11 @@ class TaskData:
         files = {**DEFAULT_FILES[self.format], **(self.files or {})}
         return Path(self.data_dir) / files[split]
 
+    def files_of(self, splits: Sequence[Split]) -> list[Path]:
+        """The files reading ``splits`` opens (each split's file, and ``data.jsonl`` for BigCloneBench)."""
+        files = [self.path(split) for split in dict.fromkeys(splits)]
+        return files + ([Path(self.data_dir) / "data.jsonl"] if self.format == "bigclonebench" else [])
+
     def read(self, split: Split) -> list[Example]:
         """The split's examples (a seeded sample of ``limit[split]`` of them, in file order)."""
         classes = range(self.num_labels)

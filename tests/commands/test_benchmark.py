@@ -16,7 +16,6 @@ from lit_compressor.nn.student import build_student
 from lit_compressor.nn.tokenization import train_student_tokenizer
 from lit_compressor.search.architecture import StudentArchitecture
 
-pytestmark = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
 BCB = SHARED_DATA / "bigclonebench"
 KEYS = {"name", "size_mb", "parameters", "gflops_first_input", "p50_ms", "p95_ms", "throughput_batch4_per_s",
         "peak_rss_mb", "within_budget", "speedup_p50_vs_teacher"}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import yaml
 from conftest import SAMPLE, SHARED_DATA
 
@@ -33,7 +32,7 @@ def test_compress_runs_every_stage_then_skips_them(tiny_bert, tmp_path):
                  "student/model.safetensors", "student/tokenizer.json", "export/model.int8.onnx", "report.md",
                  "benchmark.json"):
         assert (run / path).exists(), path
-    names = ["teacher", "label", "search", "student", "export", "benchmark"]
+    names = ["teacher", "teacher_test", "label", "search", "student", "export", "benchmark"]
     assert [s["name"] for s in report["stages"]] == names
     assert not any(s["skipped"] for s in report["stages"])
     stage_seconds = [s["seconds"] for s in report["stages"]]  # each rounded to 0.1 s
@@ -64,6 +63,35 @@ def test_compress_runs_every_stage_then_skips_them(tiny_bert, tmp_path):
     assert (tmp_path / "again/architecture.yaml").read_text() == (run / "search/architecture.yaml").read_text()
 
 
+def test_a_stage_reruns_exactly_when_a_data_file_it_reads_changes(tiny_bert, tmp_path):
+    """Data enter each stage's key by content: touching a file re-runs nothing, editing the test split re-runs
+    exactly the stages that read it (the teacher's test, the student — it is tested after its fit —, the
+    export's checks, the benchmark), never the teacher's fit or the labels."""
+    from tiny_tasks import make_tiny_task
+
+    data = make_tiny_task(tmp_path / "data")
+    genes = tmp_path / "architecture.yaml"
+    genes.write_text(yaml.safe_dump({"num_hidden_layers": 1, "hidden_size": 16, "num_attention_heads": 2,
+                                     "intermediate_size": 32, "vocab_size": 300}))
+    settings = dict(task=TaskData(data_dir=str(data)), output=tmp_path / "run", block_size=64,
+                    teacher=teacher_config(tiny_bert), architecture=str(genes),
+                    student=STUDENT, export={"samples": 4}, benchmark={"samples": 2})
+
+    def ran(report) -> list[str]:
+        return [s["name"] for s in report["stages"] if not s["skipped"]]
+
+    assert ran(compress(**settings)) == ["teacher", "teacher_test", "label", "student", "export", "benchmark"]
+    assert ran(compress(**settings)) == []
+    test_file = data / "test.txt"
+    text = test_file.read_text()
+    test_file.write_text(text)  # the same bytes, a new mtime
+    assert ran(compress(**settings)) == []
+    first = text.splitlines()[0].split("\t")
+    test_file.write_text("\n".join(["\t".join([*first[:2], str(1 - int(first[2]))]), *text.splitlines()[1:]]) + "\n")
+    assert ran(compress(**settings)) == ["teacher_test", "student", "export", "benchmark"]
+    assert ran(compress(**settings)) == []
+
+
 def test_compress_with_a_given_teacher_tests_it_on_this_task(tiny_bert, tmp_path):
     from lit_compressor.training.teacher import TeacherModule
 
@@ -79,7 +107,6 @@ def test_compress_with_a_given_teacher_tests_it_on_this_task(tiny_bert, tmp_path
     assert report["student"]["params"] == 754_562 - (400 - 64) * 96  # the paper's genome, 64 positions fewer
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "devign").is_dir(), reason="needs ../shared/data")
 def test_own_jsonl_data_runs_end_to_end(tiny_roberta, tmp_path):
     """A vulnerability data set with its own field names and file names, through every stage."""
     data = tmp_path / "mydata"

@@ -24,7 +24,6 @@ def test_bigclonebench_sample_splits():
     assert task.num_inputs == 2
 
 
-@pytest.mark.skipif(not SHARED_DATA.exists(), reason="shared data not present")
 def test_real_bigclonebench_and_devign_slices():
     functions = read_functions(SHARED_DATA / "bigclonebench" / "data.jsonl")
     assert len(functions) == 22975

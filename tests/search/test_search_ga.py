@@ -4,7 +4,6 @@ import json
 import random
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -90,23 +89,29 @@ def test_resume_to_more_generations_equals_uninterrupted(tmp_path):
 
 
 def test_killed_search_resumes_to_the_same_result(tmp_path):
+    """The search process reports the moment its checkpoint after restart 1 is written and then waits: the test
+    kills it exactly there (no polling, no race with a search that would finish first)."""
     out = tmp_path / "killed"
-    code = ("from lit_compressor.commands.search import run_search\n"
+    code = ("import threading\n"
+            "from lit_compressor.commands.search import run_search\n"
+            "from lit_compressor.search import checkpoint\n"
             "from lit_compressor.search.space import SearchSpace\n"
+            "save = checkpoint.save\n"
+            "def reporting_save(path, state, settings):\n"
+            "    save(path, state, settings)\n"
+            "    if state.restart >= 1:\n"
+            "        print('SAVED', state.restart, flush=True)\n"
+            "        threading.Event().wait()  # until killed\n"
+            "checkpoint.save = reporting_save\n"
             f"run_search(SearchSpace(num_inputs=2), 3.0, restarts=4, seed=5, output={str(out)!r},\n"
             "           plot=False)")
-    process = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parents[2])
-    ckpt = out / checkpoint.CHECKPOINT_NAME
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if json.loads(ckpt.read_text())["restart"] >= 1:
-                break
-        except (FileNotFoundError, json.JSONDecodeError, KeyError):
-            pass
-        time.sleep(0.02)
+    process = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parents[2], stdout=subprocess.PIPE,
+                               text=True)
+    report = process.stdout.readline()  # blocks until the checkpoint is written
     process.kill()
     process.wait()
+    ckpt = out / checkpoint.CHECKPOINT_NAME
+    assert report.startswith("SAVED"), report
     state = json.loads(ckpt.read_text())
     assert not (out / "report.json").exists() and 1 <= state["restart"] < 4
     resumed = run_search(PAIRS, 3.0, restarts=4, seed=5, output=out, plot=False)

@@ -6,7 +6,6 @@ import json
 import random
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -179,18 +178,25 @@ def test_killed_ide_search_resumes_to_the_same_front(tmp_path):
     Slow-marked: six short Lightning fits and a subprocess, 20-50 s on two cores."""
     settings = _ide_run(tmp_path)
     out = tmp_path / "killed"
-    code = ("import pickle, sys\nfrom lit_compressor.commands.search import run_search\n"
+    code = ("import pickle, sys, threading\n"
+            "from lit_compressor.commands.search import run_search\n"
+            "from lit_compressor.measure import distillation\n"
+            "run = distillation._run\n"
+            "def reporting_run(*args):\n"
+            "    result = run(*args)\n"
+            "    print('UNIT DONE', flush=True)\n"
+            "    threading.Event().wait()  # until killed\n"
+            "distillation._run = reporting_run\n"
             "run_search(output=sys.argv[2], **pickle.load(open(sys.argv[1], 'rb')))\n")
     import pickle
 
     (tmp_path / "settings.pkl").write_bytes(pickle.dumps(settings))
     process = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "settings.pkl"), str(out)], cwd=ROOT,
-                               env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 180
-    while time.time() < deadline and not list(out.glob("samples/*/result.json")) and process.poll() is None:
-        time.sleep(0.05)
+                               env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    report = process.stdout.readline()  # blocks until the first unit's result is written
     process.kill()
     _, stderr = process.communicate()
+    assert report.startswith("UNIT DONE"), stderr[-2000:]
     done = list(out.glob("samples/*/result.json"))
     assert len(done) == 1 and not (out / "architecture.yaml").exists(), stderr[-2000:]
     resumed = run_search(output=out, **settings)

@@ -291,8 +291,8 @@ def test_function_cache_can_hold_the_labelled_split_functions_too(teacher_folder
     expected = {function_key(c) for e in unlabelled + labelled for c in e.codes}
     assert set(labels.functions.keys) == expected and labels.metadata["functions_from"] == "unlabelled,labelled"
     assert labels.ids == [e.id for e in unlabelled]  # soft labels only for the unlabelled split
-    valid = {function_key(c) for e in task.read("valid") for c in e.codes} - expected
-    assert not valid & set(labels.functions.keys)
+    valid_only = {function_key(c) for e in task.read("valid") for c in e.codes} - expected
+    assert len(valid_only) >= 8  # the valid split has functions of its own, and the cache (== expected) has none
     module = DistillationModule(TINY, soft_labels=str(path), block_size=64, tokenizer_cache=str(tmp_path / "tok"),
                                 augment=Augmentation(mode="functions", group_size=2))
     trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
