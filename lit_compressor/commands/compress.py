@@ -149,8 +149,8 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
         architecture: An ``architecture.yaml`` to use instead of searching (or the student config's own).
         student: The student's ``fit`` config (a DistillationModule).
         export: ``false``, or settings of the ``export`` stage (e.g. ``samples``).
-        benchmark: Settings of the ``benchmark`` stage (e.g. ``samples``, ``backends``; ``teacher`` times another
-            teacher than the fine-tuned one, e.g. ``codebert-shape`` with ``teacher_block_size: 400``).
+        benchmark: Settings of the ``benchmark`` stage (e.g. ``samples``, ``backends``, ``threads``; ``proxy`` times
+            another teacher beside the fine-tuned one, e.g. ``codebert-shape`` with ``proxy_block_size: 400``).
         trainer: Trainer settings written over both ``fit`` stages (e.g. ``accelerator``, ``precision``).
         seed: Seed of every stage.
     """
@@ -247,22 +247,22 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
     shipped = student_dir
     if export is not False:
         shipped = output / "export"
-        config = {**({} if export is True else export), "model": str(student_dir), "output": str(shipped),
-                  "data": str(task_file), "overwrite": True}
+        config = {"samples": None, **({} if export is True else export), "model": str(student_dir),
+                  "output": str(shipped), "data": str(task_file), "overwrite": True}  # shipped scores: whole split
         stages.run("export", config, {"student": student_hash}, {"export": shipped / "export.json"},
                    lambda path: run_command(export_command, path), reads=task.files_of(["test"]))
 
     # 6. benchmark: the student as shipped beside its teacher
     timing = output / "benchmark.json"
-    backends = ["pytorch", "onnx-int8"] if export is not False else ["pytorch"]
-    config = {"backends": backends, "teacher": str(teacher_dir), **(benchmark or {}), "model": str(shipped),
+    backends = ["pytorch", "onnx-int8"] if export is not False else ["pytorch"]  # eager and shipped, both sides
+    config = {"backends": backends, **(benchmark or {}), "teacher": str(teacher_dir), "model": str(shipped),
               "data": str(task_file), "output": str(timing)}
     upstream = {"shipped": hash_files(shipped, (".onnx", ".safetensors", ".json")), "teacher": teacher_hash}
     stages.run("benchmark", config, upstream, {"benchmark": timing},  # the proxy tokenizer reads the unlabelled code
                lambda path: run_command(benchmark_command, path), reads=task.files_of(["test", "unlabelled"]))
 
     report = build_report(task, teacher_dir, teacher_metrics, student_dir, timing, stages.records,
-                          time.perf_counter() - started)
+                          time.perf_counter() - started, shipped / "export.json" if export is not False else None)
     write_report(output, report)
     return report
 

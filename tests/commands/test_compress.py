@@ -41,8 +41,14 @@ def test_compress_runs_every_stage_then_skips_them(tiny_bert, tmp_path):
     student, searched = report["student"], yaml.safe_load((run / "search/architecture.yaml").read_text())
     assert student["params"] == searched["priced_for"]["params"]  # the search priced what was built
     assert searched["priced_for"]["block_size"] == 64 and searched["priced_for"]["family"] == "bert"
-    assert report["student"]["shipped_backend"] == "student (onnx-int8)"
-    assert sum(student["prediction_counts"]) == 32
+    shipped = json.loads((run / "export/export.json").read_text())
+    assert student["accuracy"] == shipped["accuracy"]["model.int8.onnx"]  # the shipped model's, on all 32 pairs
+    assert student["accuracy_fp32"] == json.loads((run / "student/metrics.json").read_text())["accuracy"]
+    assert student["accuracy_source"] == "int8 ONNX on 32 test examples from " + str(run / "task.yaml")
+    assert sum(student["prediction_counts"]) == 32 and student["shipped_p50_ms"] > 0 and student["p50_ms"] > 0
+    assert report["teacher"]["shipped_p50_ms"] > 0  # the teacher through the same int8 chain
+    runtimes = {(r["student_backend"], r["reference_backend"]) for r in report["student_over_teacher"]["like_for_like"]}
+    assert runtimes == {("pytorch", "pytorch"), ("onnx-int8", "onnx-int8"), ("onnx-int8", "pytorch")}
     assert json.loads((run / "report.json").read_text())["student"]["f1"] == student["f1"]
     assert "| stage | status | seconds |" in (run / "report.md").read_text()
     # one epoch on 32 pairs: the tiny teacher answers one class for every test pair, and the report says so
@@ -131,7 +137,8 @@ def test_own_jsonl_data_runs_end_to_end(tiny_roberta, tmp_path):
     report = run_function_command("compress", ["--config", str(path)])
     export = json.loads((tmp_path / "run/export/export.json").read_text())
     assert export["check_inputs"].startswith("16 test examples") and export["num_inputs"] == 1
-    assert sum(report["student"]["prediction_counts"]) == 24
+    assert sum(report["student"]["prediction_counts"]) == 16  # the shipped model's scores: on the 16 it checked
+    assert report["student"]["accuracy_source"].startswith("int8 ONNX on 16 test examples")
     assert (tmp_path / "run/report.md").is_file()
 
 
