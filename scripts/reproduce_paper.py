@@ -155,20 +155,11 @@ def write_results(rows: list[ResultRow], output: Path, settings: dict[str, Any])
 # --- running ------------------------------------------------------------------------------------
 def vocab_ceiling(task, step: int = 1000) -> int:
     """The largest vocabulary (multiple of ``step``) a byte-level BPE can learn from the unlabelled split."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-
-    from lit_compressor.data.readers import normalize_whitespace
-    from lit_compressor.nn.tokenization import SPECIAL_TOKENS
+    from lit_compressor.nn.tokenization import train_student_tokenizer
     from lit_compressor.training.datamodule import CodeDataModule
 
     codes = list(dict.fromkeys(c for e in CodeDataModule(task).split("unlabelled") for c in e.codes))
-    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
-    tokenizer.normalizer = normalizers.Lowercase()  # as train_student_tokenizer
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    trainer = trainers.BpeTrainer(vocab_size=50_000, special_tokens=list(SPECIAL_TOKENS), show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tokenizer.train_from_iterator((normalize_whitespace(c) for c in codes), trainer=trainer)
-    return tokenizer.get_vocab_size() // step * step
+    return len(train_student_tokenizer(codes, 50_000, exact_size=False)) // step * step
 
 
 def run_task(name: str, data_dir: Path, scale: Scale, teacher: str, output: Path, seed: int,

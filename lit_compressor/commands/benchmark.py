@@ -25,11 +25,11 @@ import torch
 from lit_compressor.core.console import print_table
 from lit_compressor.core.errors import UserError
 from lit_compressor.core.metadata import read_metadata
-from lit_compressor.data.readers import Example, normalize_whitespace
+from lit_compressor.data.readers import Example
 from lit_compressor.data.task import TaskData, load_task, read_functions_cached, seeded_sample
 from lit_compressor.nn.classifier import CodeClassifier
 from lit_compressor.nn.folders import WEIGHT_FILES, load_pretrained_encoder
-from lit_compressor.nn.tokenization import CodeEncoder, corpus_fingerprint, wrap_tokenizer
+from lit_compressor.nn.tokenization import CodeEncoder, train_student_tokenizer
 from lit_compressor.runtime.folder import DEFAULT_BLOCK_SIZE, load_folder
 from lit_compressor.runtime.runners import TorchRunner, onnx_file
 
@@ -99,27 +99,13 @@ def codebert_shape(num_inputs: int) -> CodeClassifier:
 
 
 def proxy_tokenizer(texts: list[str], cache_dir: Path, vocab_size: int = 50265):
-    """A byte-level BPE of CodeBERT's vocabulary size trained on the task's code (cached).
+    """A byte-level BPE of CodeBERT's vocabulary size (cased; fewer tokens if the code yields fewer) trained on
+    the task's code (cached).
 
     Trained on the code itself, it splits code into no more tokens than CodeBERT's own tokenizer
     (trained on text and code), so the teacher's inputs are if anything short: its latency is not inflated.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-
-    path = cache_dir / f"proxy-bpe-{corpus_fingerprint(texts)}-v{vocab_size}" / "tokenizer.json"
-    if path.is_file():
-        return wrap_tokenizer(Tokenizer.from_file(str(path)))
-    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    tokenizer.train_from_iterator((normalize_whitespace(t) for t in texts), trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=["<s>", "<pad>", "</s>", "<unk>"], show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tokenizer.save(str(path))
-    return wrap_tokenizer(tokenizer)
+    return train_student_tokenizer(texts, vocab_size, cache_dir, lowercase=False, exact_size=False)
 
 
 def corpus(task: TaskData, examples: list[Example]) -> list[str]:
