@@ -12,7 +12,6 @@ import json
 import os
 import platform
 import statistics
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from lit_compressor.core.errors import UserError
 from lit_compressor.core.metadata import read_metadata
 from lit_compressor.data.readers import Example
 from lit_compressor.data.task import TaskData, load_task, read_functions_cached, seeded_sample
+from lit_compressor.measure.bench import PeakRss
 from lit_compressor.nn.classifier import CodeClassifier
 from lit_compressor.nn.folders import WEIGHT_FILES, load_pretrained_encoder
 from lit_compressor.nn.tokenization import CodeEncoder, train_student_tokenizer
@@ -54,37 +54,6 @@ class System:
 
     def predict(self, rows: Sequence[Sequence[str]]) -> np.ndarray:
         return self.runner(**self.encoder.encode_codes(rows))
-
-
-class PeakRss:
-    """Peak RSS growth inside a ``with`` block, by sampling from a thread."""
-
-    def __init__(self, interval: float = 0.001):
-        import psutil
-
-        self.process, self.interval = psutil.Process(), interval
-        self.peak = self.start = 0
-        self._stop = threading.Event()
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.process.memory_info().rss)
-            time.sleep(self.interval)
-
-    def __enter__(self) -> PeakRss:
-        self.start = self.peak = self.process.memory_info().rss
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.process.memory_info().rss)
-
-    @property
-    def delta_mb(self) -> float:
-        return (self.peak - self.start) / 2**20
 
 
 def codebert_shape(num_inputs: int) -> CodeClassifier:
