@@ -89,6 +89,7 @@ Record = Callable[[list], dict]
 
 
 def _mean(values: tuple[float, ...]) -> float:
+    """``sum / len``, as reports before the logbook recorded it (``statistics.fmean`` can differ in the last bit)."""
     return sum(values) / len(values)
 
 
