@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from lit_compressor.core.console import markdown_table
+from lit_compressor.measure.bench import load_text, timed
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "logits": {},
@@ -63,12 +65,11 @@ def fit_variant(name: str, settings: dict[str, Any], args: argparse.Namespace, t
     trainer = L.Trainer(max_steps=args.steps, val_check_interval=args.val_every, check_val_every_n_epoch=None,
                         callbacks=[checkpoint], logger=False, enable_progress_bar=False, num_sanity_val_steps=0,
                         default_root_dir=folder)
-    started = time.perf_counter()
-    trainer.fit(module, datamodule=data)
-    seconds = time.perf_counter() - started
+    with timed() as fitting:
+        trainer.fit(module, datamodule=data)
     trainer.test(module, datamodule=data, ckpt_path=checkpoint.best_model_path)
     metrics = json.loads((folder / "student" / "metrics.json").read_text())
-    return {"variant": name, "settings": settings, "seconds": round(seconds, 1),
+    return {"variant": name, "settings": settings, "seconds": round(fitting.seconds, 1),
             "best_val_accuracy": float(checkpoint.best_model_score),
             **{k: metrics[k] for k in ("accuracy", "precision", "recall", "f1", "params")}}
 
@@ -134,11 +135,11 @@ def main() -> None:
             k: str(v) for k, v in vars(args).items()}}, indent=2) + "\n")
     genes = yaml.safe_load(Path(architecture).read_text())
     genes.pop("priced_for", None)
-    print(f"\nteacher accuracy {teacher['accuracy']:.4f}; student {genes}; {args.steps} steps of {args.batch_size}\n")
-    print("| variant | accuracy | kept | F1 | best val | seconds |\n|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['variant']} | {r['accuracy']:.4f} | {r['accuracy'] / teacher['accuracy']:.1%} | {r['f1']:.4f} | "
-              f"{r['best_val_accuracy']:.4f} | {r['seconds']:.0f} |")
+    print(f"\nteacher accuracy {teacher['accuracy']:.4f}; student {genes}; {args.steps} steps of {args.batch_size}; "
+          f"{load_text()}\n")
+    print(markdown_table(["variant", "accuracy", "kept", "F1", "best val", "seconds"], [
+        [r["variant"], f"{r['accuracy']:.4f}", f"{r['accuracy'] / teacher['accuracy']:.1%}", f"{r['f1']:.4f}",
+         f"{r['best_val_accuracy']:.4f}", f"{r['seconds']:.0f}"] for r in rows]))
 
 
 if __name__ == "__main__":

@@ -26,8 +26,10 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import get_linear_schedule_with_warmup
 
+from lit_compressor.core.console import markdown_table
 from lit_compressor.data.task import TaskData
 from lit_compressor.labels.soft_labels import SoftLabels, load_soft_labels, save_soft_labels
+from lit_compressor.measure.bench import load_text
 from lit_compressor.nn.tokenization import CodeEncoder, train_student_tokenizer
 from lit_compressor.search.architecture import StudentArchitecture
 from lit_compressor.training.base import model_inputs
@@ -165,12 +167,10 @@ def main() -> None:
     drift = max(abs(a - b) for a, b in zip(losses["lightning"], losses["plain"], strict=True))
     steps = len(losses["plain"])
     print(f"\n{len(setup.examples)} pairs, block {args.block_size}, batch {args.batch_size}, {steps} steps "
-          f"({args.warmup} untimed), {args.repeats} runs each, torch threads {torch.get_num_threads()}")
-    print("| loop | examples/s (median) | runs |")
-    print("|---|---|---|")
-    print(f"| Lightning (DistillationModule + Trainer) | {lightning:.1f} | "
-          + ", ".join(f"{r:.1f}" for r in rates["lightning"]) + " |")
-    print("| plain PyTorch | " + f"{plain:.1f} | " + ", ".join(f"{r:.1f}" for r in rates["plain"]) + " |")
+          f"({args.warmup} untimed), {args.repeats} runs each, torch threads {torch.get_num_threads()}; {load_text()}")
+    print(markdown_table(["loop", "examples/s (median)", "runs"], [
+        [name, f"{statistics.median(rates[key]):.1f}", ", ".join(f"{r:.1f}" for r in rates[key])]
+        for name, key in (("Lightning (DistillationModule + Trainer)", "lightning"), ("plain PyTorch", "plain"))]))
     print(f"\nLightning / plain throughput: {lightning / plain:.3f} (goal: >= 0.90)")
     print(f"largest per-step loss difference between the two loops: {drift:.2e} (same work: ~0)")
 

@@ -18,14 +18,15 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from pathlib import Path
 
 import lightning as L
 import torch
 
 from lit_compressor.commands.label import label
+from lit_compressor.core.console import markdown_table
 from lit_compressor.data.task import TaskData
+from lit_compressor.measure.bench import call_times_ms, load_text, timed
 from lit_compressor.nn.folders import load_pretrained_encoder
 from lit_compressor.search.architecture import StudentArchitecture
 from lit_compressor.training.base import ClassifierModule, model_inputs
@@ -49,13 +50,9 @@ def trainer(epochs: int) -> L.Trainer:
 def ms_per_example(module: ClassifierModule, data: CodeDataModule) -> float:
     """Median ms of one prediction at batch 1 (encoding included) over the test slice."""
     module.eval()
-    times = []
     with torch.no_grad():
-        for example in data.split("test"):
-            start = time.perf_counter()
-            module(module.collate([example]))
-            times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+        return statistics.median(call_times_ms(lambda example: module(module.collate([example])),
+                                               data.split("test")))
 
 
 def step_memory_mb(module: ClassifierModule, data: CodeDataModule, batch_size: int) -> float:
@@ -67,15 +64,14 @@ def step_memory_mb(module: ClassifierModule, data: CodeDataModule, batch_size: i
 def run(name: str, module: ClassifierModule, data: CodeDataModule, epochs: int, batch_size: int,
         size_mb: float | None = None) -> dict:
     fit = trainer(epochs)
-    start = time.perf_counter()
-    if epochs > 0:
-        fit.fit(module, datamodule=data)
-    seconds = time.perf_counter() - start
+    with timed() as training:
+        if epochs > 0:
+            fit.fit(module, datamodule=data)
     metrics = fit.test(module, datamodule=data, verbose=False)[0]
     params = sum(p.numel() for p in module.model.parameters())
     row = {"method": name, "accuracy": metrics["test/accuracy"], "f1": metrics["test/f1"],
            "mb": size_mb if size_mb is not None else params * 4 / 1e6, "ms": ms_per_example(module, data),
-           "train_s": seconds, "step_mem_mb": step_memory_mb(module, data, batch_size) if epochs > 0 else None}
+           "train_s": training.seconds, "step_mem_mb": step_memory_mb(module, data, batch_size) if epochs > 0 else None}
     print(json.dumps(row), flush=True)
     return row
 
@@ -128,11 +124,10 @@ def main() -> None:
     bilstm = BiLSTMModule(target_mb=3.0, soft_labels=str(soft), tokenizer_cache=tokenizers, **common, lr=1e-3)
     rows.append(run("bilstm-soft (3 MB)", bilstm, data, args.student_epochs, args.batch_size))
 
-    print(f"\n{'method':<28}{'acc':>7}{'F1':>7}{'MB':>9}{'ms/ex':>8}{'train s':>9}{'step MB':>9}")
-    for r in rows:
-        memory = "-" if r["step_mem_mb"] is None else f"{r['step_mem_mb']:.1f}"
-        print(f"{r['method']:<28}{r['accuracy']:>7.3f}{r['f1']:>7.3f}{r['mb']:>9.2f}{r['ms']:>8.1f}"
-              f"{r['train_s']:>9.1f}{memory:>9}")
+    print("\n" + markdown_table(["method", "accuracy", "F1", "MB", "ms/example", "train s", "step MB"], [
+        [r["method"], f"{r['accuracy']:.3f}", f"{r['f1']:.3f}", f"{r['mb']:.2f}", f"{r['ms']:.1f}",
+         f"{r['train_s']:.1f}", "-" if r["step_mem_mb"] is None else f"{r['step_mem_mb']:.1f}"] for r in rows]))
+    print(load_text())
     print(f"(LST side network alone: {ladder.size_mb()['side_mb']:.2f} MB)")
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "compare.json").write_text(json.dumps(rows, indent=2) + "\n")

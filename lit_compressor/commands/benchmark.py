@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import platform
 import statistics
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,11 +25,12 @@ from lit_compressor.core.errors import UserError
 from lit_compressor.core.files import atomic_write_json
 from lit_compressor.core.fingerprint import hash_files, hash_json
 from lit_compressor.core.metadata import read_metadata
-from lit_compressor.data.readers import Example, normalize_whitespace
+from lit_compressor.data.readers import Example
 from lit_compressor.data.task import TaskData, load_task, read_functions_cached, seeded_sample
+from lit_compressor.measure.bench import PeakRss
 from lit_compressor.nn.classifier import CodeClassifier
 from lit_compressor.nn.folders import WEIGHT_FILES, load_pretrained_encoder
-from lit_compressor.nn.tokenization import CodeEncoder, corpus_fingerprint, wrap_tokenizer
+from lit_compressor.nn.tokenization import CodeEncoder, train_student_tokenizer
 from lit_compressor.runtime.folder import DEFAULT_BLOCK_SIZE, load_folder
 from lit_compressor.runtime.onnx import ONNX_FILES, export_chain
 from lit_compressor.runtime.runners import OrtRunner, TorchRunner, onnx_file
@@ -60,37 +60,6 @@ class System:
         return self.runner(**self.encoder.encode_codes(rows))
 
 
-class PeakRss:
-    """Peak RSS growth inside a ``with`` block, by sampling from a thread."""
-
-    def __init__(self, interval: float = 0.001):
-        import psutil
-
-        self.process, self.interval = psutil.Process(), interval
-        self.peak = self.start = 0
-        self._stop = threading.Event()
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.process.memory_info().rss)
-            time.sleep(self.interval)
-
-    def __enter__(self) -> PeakRss:
-        self.start = self.peak = self.process.memory_info().rss
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.process.memory_info().rss)
-
-    @property
-    def delta_mb(self) -> float:
-        return (self.peak - self.start) / 2**20
-
-
 def codebert_shape(num_inputs: int) -> CodeClassifier:
     """A randomly initialised RoBERTa of CodeBERT's shape (125M parameters), for timing without downloads."""
     from transformers import AutoModel, RobertaConfig
@@ -104,27 +73,13 @@ def codebert_shape(num_inputs: int) -> CodeClassifier:
 
 
 def proxy_tokenizer(texts: list[str], cache_dir: Path, vocab_size: int = 50265):
-    """A byte-level BPE of CodeBERT's vocabulary size trained on the task's code (cached).
+    """A byte-level BPE of CodeBERT's vocabulary size (cased; fewer tokens if the code yields fewer) trained on
+    the task's code (cached).
 
     Trained on the code itself, it splits code into no more tokens than CodeBERT's own tokenizer
     (trained on text and code), so the teacher's inputs are if anything short: its latency is not inflated.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-
-    path = cache_dir / f"proxy-bpe-{corpus_fingerprint(texts)}-v{vocab_size}" / "tokenizer.json"
-    if path.is_file():
-        return wrap_tokenizer(Tokenizer.from_file(str(path)))
-    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    tokenizer.train_from_iterator((normalize_whitespace(t) for t in texts), trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=["<s>", "<pad>", "</s>", "<unk>"], show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tokenizer.save(str(path))
-    return wrap_tokenizer(tokenizer)
+    return train_student_tokenizer(texts, vocab_size, cache_dir, lowercase=False, exact_size=False)
 
 
 def corpus(task: TaskData, examples: list[Example]) -> list[str]:

@@ -75,6 +75,11 @@ def test_same_seed_same_result_and_outputs(tmp_path):
     genome = tuple(best[k] for k in loaded)
     assert best["fitness"] == pytest.approx(_fitness(genome, SearchSpace()))
     assert best["fitness"] == max(r["best_fitness"] for r in report["history"])
+    history = report["history"]  # the logbook: one record a generation of each restart, in order
+    assert [(r["restart"], r["generation"]) for r in history] == [(r, g) for r in range(2) for g in range(16)]
+    for record in history:
+        assert record["best_fitness"] == pytest.approx(_fitness(tuple(record["best"]), SearchSpace()))
+        assert record["mean_fitness"] < record["best_fitness"]
     assert (tmp_path / "a" / "search.png").stat().st_size > 1000
 
 
@@ -151,7 +156,8 @@ def test_cli_reads_a_config(tmp_path, capsys):
         "space": {"hidden_size": {"min": 16, "max": 256, "step": 16}, "num_inputs": 2},
         "target_mb": 3.0, "generations": 5, "restarts": 1, "seed": 1}))
     cli_main(["search", "--config", str(config), "--output", str(tmp_path / "out")])
-    assert "best:" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.startswith("best:") and out.count("\n") == 1  # no progress bar where stdout is no terminal
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["settings"]["space"]["hidden_size"] == {"min": 16, "max": 256, "step": 16, "choices": None}
     assert report["settings"]["space"]["num_inputs"] == 2 and report["settings"]["generations"] == 5

@@ -126,6 +126,11 @@ def test_nsga2_front_within_budget_and_pick_the_most_accurate(tmp_path):
     assert architecture["priced_for"]["max_positions"] == best["block_size"] + 2
     assert result.extras == {"block_size": best["block_size"]}
     assert (tmp_path / "search.png").stat().st_size > 1000
+    last, feasible = report["history"][-1], [p for p in report["population"] if p.get("feasible", True)]
+    assert (last["restart"], last["generation"], last["front_size"]) == (0, 15, len(front))  # the logbook's record
+    assert last["max_accuracy"] == max(p["gflops_objective"] for p in feasible)
+    assert last["min_latency_ms"] == min(p["latency_ms"] for p in feasible)
+    assert last["min_size_mb"] == min(p["objective_size_mb"] for p in feasible)
     with pytest.raises(UserError, match="no genome on the Pareto front"):
         run_search(space, mode="nsga2", population=24, generations=3, restarts=1, max_latency_ms=1e-6,
                    latency_model=_model(), output=tmp_path / "none", plot=False)
