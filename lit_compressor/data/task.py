@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from lit_compressor.core.configs import read_yaml
 from lit_compressor.core.errors import UserError
 from lit_compressor.core.fingerprint import hash_texts
 from lit_compressor.data.readers import Example, read_functions, read_jsonl, read_pairs
@@ -143,14 +144,7 @@ def load_task(spec: str | Path | TaskData) -> TaskData:
     if path.suffix not in (".yaml", ".yml"):
         raise UserError("a task is a YAML file or a folder, not a data file.", path,
                         "Give the task folder, or a task YAML whose `files:` names this file.")
-    import yaml
-
-    try:
-        content = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise UserError(f"malformed YAML ({error}).", path) from None
-    if not isinstance(content, dict):
-        raise UserError("a task YAML must be a mapping.", path)
+    content = read_yaml(path, "task")
     if isinstance(content.get("data"), dict) and "task" in content["data"]:
         content = content["data"]
     if "task" in content:
