@@ -109,8 +109,6 @@ class TheseusModule(ClassifierModule):
     leaves the successors it did not pick unused.
     """
 
-    train_split = "labelled"
-
     def __init__(self, teacher: str, successor_layers: int = 6, replacing_rate: float = 0.3,
                  scheduler: Literal["constant", "linear"] = "linear", slope: float | None = None,
                  successor_init: Literal["bottom", "module"] = "bottom", replacement_epochs: int = 2,
