@@ -122,6 +122,28 @@ def test_theseus_fit_keeps_the_predecessor_and_exports_a_real_k_layer_model(teac
     assert AutoModel.from_pretrained(tmp_path / "successor").config.num_hidden_layers == 2
 
 
+class ConstantScore(TheseusModule):
+    """Theseus whose monitored score never improves."""
+
+    def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
+        self.log("val/constant", 0.5)
+
+
+def test_theseus_stops_early_counting_the_fine_tuning_validations_only(teacher_folder, labelled16):
+    """Lightning's EarlyStopping with patience 1: the 3 replacement epochs' flat scores are not counted; the first
+    fine-tuning validation sets the best, the second does not beat it, and fit stops there (5 epochs of 20)."""
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    module = ConstantScore(str(teacher_folder), successor_layers=2, replacement_epochs=3, finetune_patience=1,
+                           monitor="val/constant", block_size=64)
+    fit = trainer(20)
+    fit.fit(module, datamodule=labelled16(module))
+    stop = next(c for c in fit.callbacks if isinstance(c, EarlyStopping))
+    assert fit.current_epoch == 5 and stop.stopped_epoch == 4 and stop.wait_count == 1
+    assert float(stop.best_score) == 0.5
+
+
 # --- Ladder Side-Tuning -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def wide_backbone(tmp_path_factory):
