@@ -59,8 +59,19 @@ def run_lightning_cli(argv: list[str]) -> LitCompressorCLI:
                             args=argv, save_config_kwargs={"overwrite": True})
 
 
+CLASS_KEYS = ("class_path", "init_args", "dict_kwargs")
+
+
 def with_settings(config: dict[str, Any], section: str, settings: dict[str, Any]) -> dict[str, Any]:
     """``config`` (a ``fit`` config) with ``settings`` written over its ``model`` or ``data`` section: into its
-    ``init_args`` when the section names its class (``class_path``), else into the section itself."""
-    named = "class_path" in (config.get(section) or {})
-    return deep_merge(config, {section: {"init_args": settings} if named else settings})
+    ``init_args`` when the section names its class (``class_path``), else into the section itself. Settings
+    already written beside a ``class_path`` (e.g. a stage override ``data: {batch_size: 16}`` merged over a
+    config that names its data module) move into its ``init_args`` too, as ``--data.batch_size`` does."""
+    part = dict(config.get(section) or {})
+    if "class_path" not in part:
+        return deep_merge(config, {section: settings})
+    loose = {k: part.pop(k) for k in list(part) if k not in CLASS_KEYS}
+    part["init_args"] = deep_merge(deep_merge(part.get("init_args") or {}, loose), settings)
+    merged = deep_merge(config, {})
+    merged[section] = part
+    return merged

@@ -279,7 +279,7 @@ def test_compress_graphcodebert_config_runs_teacher_to_benchmark(tiny_roberta, t
                     "trainer": {"max_epochs": 1}},
         "search": {"config": shipped["search"], "target_mb": 0.3, "generations": 10, "restarts": 1,
                    "space": {"vocab_size": {"choices": [1000]}}},
-        "student": {"data": {"init_args": {"batch_size": 16}}, "trainer": {"max_epochs": 1},
+        "student": {"data": {"batch_size": 16}, "trainer": {"max_epochs": 1},
                     "model": {"init_args": {"dataflow": {"cache_dir": str(tmp_path / "graphs")}}}},
         "export": {"samples": 8}, "benchmark": {"samples": 2}})
     path = tmp_path / "compress.yaml"
