@@ -41,8 +41,8 @@ def fit_variant(name: str, settings: dict[str, Any], args: argparse.Namespace, t
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     from lit_compressor.training.augmentation import Augmentation
-    from lit_compressor.training.datamodule import CodeDataModule
     from lit_compressor.training.distillation import DistillationModule, Representation
+    from lit_compressor.training.distillation_data import DistillationDataModule, teacher_record
 
     folder = args.output / name
     settings = json.loads(json.dumps(settings))
@@ -51,16 +51,18 @@ def fit_variant(name: str, settings: dict[str, Any], args: argparse.Namespace, t
     if settings.get("augment", {}).get("mode") == "functions" and task.num_inputs == 1:
         settings["augment"].update(strategy="random", group_size=1)  # each cached function an example
     L.seed_everything(args.seed)
-    module = DistillationModule(architecture, soft_labels=str(soft_labels), num_inputs=task.num_inputs,
-                                num_labels=task.num_labels, block_size=args.block_size, lr=args.lr,
-                                tokenizer_cache=str(args.output / "tokenizers"), output_dir=str(folder / "student"),
-                                augment=Augmentation(**settings.get("augment", {}), seed=args.seed),
+    module = DistillationModule(architecture, teacher_head=teacher_record(str(soft_labels)),
+                                num_inputs=task.num_inputs, num_labels=task.num_labels, block_size=args.block_size,
+                                lr=args.lr, output_dir=str(folder / "student"),
                                 representation=Representation(**settings.get("representation", {})))
+    augment = Augmentation(**settings.get("augment", {}), seed=args.seed)
     # the same compute a step: a batch of B examples encodes B * num_inputs functions, a batch of groups too
     batch_size = args.batch_size
     if settings.get("augment", {}).get("mode") == "functions":
-        batch_size = task.num_inputs * args.batch_size // module.augment.group_size
-    data = CodeDataModule(task, batch_size=batch_size, eval_batch_size=64, block_size=args.block_size)
+        batch_size = task.num_inputs * args.batch_size // augment.group_size
+    data = DistillationDataModule(task, soft_labels=str(soft_labels), augment=augment,
+                                  tokenizer_cache=str(args.output / "tokenizers"), student=module.student_inputs,
+                                  batch_size=batch_size, eval_batch_size=64, block_size=args.block_size)
     checkpoint = ModelCheckpoint(dirpath=folder / "checkpoints", monitor="val/accuracy", mode="max")
     trainer = L.Trainer(max_steps=args.steps, val_check_interval=args.val_every, check_val_every_n_epoch=None,
                         callbacks=[checkpoint], logger=False, enable_progress_bar=False, num_sanity_val_steps=0,
@@ -84,7 +86,7 @@ def teacher_metrics(teacher: str, task, block_size: int, output: Path) -> dict[s
     if not path.is_file():
         predictor = TeacherPredictor(teacher, block_size, output_dir=str(path.parent))
         L.Trainer(logger=False, enable_progress_bar=False).test(predictor, datamodule=CodeDataModule(
-            task, eval_batch_size=64, block_size=block_size))
+            task, eval_batch_size=64, block_size=block_size, encoder=predictor.code_encoder))
     return json.loads(path.read_text())
 
 

@@ -35,6 +35,7 @@ from lit_compressor.search.architecture import StudentArchitecture
 from lit_compressor.training.base import model_inputs
 from lit_compressor.training.datamodule import CodeDataModule
 from lit_compressor.training.distillation import DistillationModule
+from lit_compressor.training.distillation_data import DistillationDataModule
 from lit_compressor.training.losses import mixed_loss
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,23 +74,24 @@ class Setup:
         self.encoder(self.examples)  # warm the memo: neither side tokenises during the timed steps
 
     def module(self) -> DistillationModule:
-        """A fresh student (seeded) that reuses the shared tokenizer and warmed encoder."""
+        """A fresh student (seeded)."""
         torch.manual_seed(self.args.seed)
-        module = DistillationModule(PAPER_3MB, family="roberta", soft_labels=str(self.soft_labels),
-                                    tokenizer_cache=str(self.tokenizer_cache), num_inputs=2,
-                                    block_size=self.args.block_size, lr=1e-3)
-        module.tokenizer, module._code_encoder = self.tokenizer, self.encoder
-        return module
+        return DistillationModule(PAPER_3MB, family="roberta", num_inputs=2, block_size=self.args.block_size, lr=1e-3)
 
-    def data(self) -> CodeDataModule:
-        data = CodeDataModule(self.task, batch_size=self.args.batch_size, block_size=self.args.block_size)
+    def data(self, module: DistillationModule) -> DistillationDataModule:
+        """The student's data module, reusing the shared tokenizer and warmed encoder."""
+        data = DistillationDataModule(self.task, soft_labels=str(self.soft_labels),
+                                      tokenizer_cache=str(self.tokenizer_cache), student=module.student_inputs,
+                                      batch_size=self.args.batch_size, block_size=self.args.block_size)
         data._splits["unlabelled"] = self.examples
+        data.tokenizer, data.encoder = self.tokenizer, self.encoder
         return data
 
 
 def run_lightning(setup: Setup) -> tuple[float, list[float]]:
     """Examples/s of the timed steps of ``Trainer.fit`` and the per-step losses."""
-    module, data = setup.module(), setup.data()
+    module = setup.module()
+    data = setup.data(module)
     timer = StepTimer(setup.args.warmup)
     trainer = L.Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
@@ -105,7 +107,7 @@ def run_plain(setup: Setup) -> tuple[float, list[float]]:
     model = module.model
     labels = load_soft_labels(setup.soft_labels)
     targets, rows = labels.logits, labels.lookup()
-    loader = DataLoader(setup.examples, batch_size=args.batch_size, shuffle=True, collate_fn=module.collate)
+    loader = DataLoader(setup.examples, batch_size=args.batch_size, shuffle=True, collate_fn=setup.encoder)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=module.lr,
                                   weight_decay=module.weight_decay)
     total = max(1, len(loader))

@@ -88,7 +88,8 @@ def main() -> None:
 
         counter = AgreementCounter()
         model = TeacherPredictor(str(folder), block_size=args.block_size)
-        data = CodeDataModule(task, eval_batch_size=args.batch_size, block_size=args.block_size)
+        data = CodeDataModule(task, eval_batch_size=args.batch_size, block_size=args.block_size,
+                              encoder=model.code_encoder)
         trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                             callbacks=[counter], enable_progress_bar=False, enable_model_summary=False)
         with timed() as evaluating:

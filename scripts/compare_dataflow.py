@@ -140,7 +140,8 @@ def main() -> None:
         return None
 
     rows = [
-        row("teacher", "dataflow", dataflow / "teacher", json.loads((dataflow / "teacher_test/metrics.json").read_text()),
+        row("teacher", "dataflow", dataflow / "teacher",
+            json.loads((dataflow / "teacher_test/metrics.json").read_text()),
             json.loads((dataflow / "benchmark.json").read_text()), None, None),
         row("data-flow student", "dataflow", dataflow / "student",
             json.loads((dataflow / "student/metrics.json").read_text()),

@@ -33,6 +33,7 @@ from lit_compressor.training.base import ClassifierModule, model_inputs
 from lit_compressor.training.bilstm import BiLSTMModule
 from lit_compressor.training.datamodule import CodeDataModule
 from lit_compressor.training.distillation import DistillationModule
+from lit_compressor.training.distillation_data import DistillationDataModule, teacher_record
 from lit_compressor.training.labelling import TeacherPredictor
 from lit_compressor.training.ladder import LadderSideModule, peak_training_memory_mb
 from lit_compressor.training.teacher import TeacherModule
@@ -47,16 +48,26 @@ def trainer(epochs: int) -> L.Trainer:
                      enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu")
 
 
+def data_for(module: ClassifierModule, task: TaskData, args: argparse.Namespace, soft: Path | None = None,
+             tokenizers: str | None = None) -> CodeDataModule:
+    """The module's data module: its own tokenizer's, or a distilled student's (its BPE, the soft labels)."""
+    sizes = {"batch_size": args.batch_size, "eval_batch_size": 32, "block_size": args.block_size}
+    if isinstance(module, DistillationModule):
+        return DistillationDataModule(task, soft_labels=str(soft), tokenizer_cache=tokenizers,
+                                      student=module.student_inputs, **sizes)
+    return CodeDataModule(task, encoder=module.code_encoder, **sizes)
+
+
 def ms_per_example(module: ClassifierModule, data: CodeDataModule) -> float:
     """Median ms of one prediction at batch 1 (encoding included) over the test slice."""
     module.eval()
     with torch.no_grad():
-        return statistics.median(call_times_ms(lambda example: module(module.collate([example])),
+        return statistics.median(call_times_ms(lambda example: module(data.collate([example])),
                                                data.split("test")))
 
 
 def step_memory_mb(module: ClassifierModule, data: CodeDataModule, batch_size: int) -> float:
-    batch = module.collate(data.split("labelled")[:batch_size])
+    batch = data.collate(data.split("labelled")[:batch_size])
     module.train()
     return peak_training_memory_mb(module.model, model_inputs(batch), batch["labels"])
 
@@ -76,9 +87,9 @@ def run(name: str, module: ClassifierModule, data: CodeDataModule, epochs: int, 
     return row
 
 
-def fine_tune_teacher(base: str, data: CodeDataModule, epochs: int, block_size: int, folder: Path) -> Path:
-    module = TeacherModule(base, num_inputs=data.task.num_inputs, block_size=block_size, lr=5e-5)
-    trainer(epochs).fit(module, datamodule=data)
+def fine_tune_teacher(base: str, task: TaskData, args: argparse.Namespace, folder: Path) -> Path:
+    module = TeacherModule(base, num_inputs=task.num_inputs, block_size=args.block_size, lr=5e-5)
+    trainer(args.epochs).fit(module, datamodule=data_for(module, task, args))
     return module.save_model_folder(folder)
 
 
@@ -100,29 +111,29 @@ def main() -> None:
     L.seed_everything(0)
     task = TaskData(format="bigclonebench", data_dir=str(args.data_dir),
                     limit=dict(zip(("labelled", "unlabelled", "valid", "test"), args.limit, strict=True)))
-    data = CodeDataModule(task, batch_size=args.batch_size, eval_batch_size=32, block_size=args.block_size)
     common = {"num_inputs": task.num_inputs, "num_labels": task.num_labels, "block_size": args.block_size,
               "warmup_ratio": 0.1}
-    teacher = args.teacher or fine_tune_teacher(args.teacher_base, data, args.epochs, args.block_size,
-                                                args.output / "teacher")
+    teacher = args.teacher or fine_tune_teacher(args.teacher_base, task, args, args.output / "teacher")
     soft = label(str(teacher), args.output / "soft_labels.safetensors", task, args.block_size, accelerator="cpu")
     teacher_layers = load_pretrained_encoder(str(teacher))[0].config.num_hidden_layers
     tokenizers = str(args.output / "tokenizers")
 
-    rows = [run("teacher", TeacherPredictor(str(teacher), args.block_size), data, 0, args.batch_size)]
-    full = TeacherModule(str(teacher), **common, lr=5e-5)
-    rows.append(run("full fine-tuning", full, data, args.epochs, args.batch_size))
-    student = DistillationModule(StudentArchitecture(4, 96, 8, 64, 1000), soft_labels=str(soft),
-                                 tokenizer_cache=tokenizers, **common, lr=1e-3)
-    rows.append(run("compressor student", student, data, args.student_epochs, args.batch_size))
+    head = teacher_record(str(soft))
+
+    def row(name: str, module: ClassifierModule, epochs: int, **kwargs) -> dict:
+        return run(name, module, data_for(module, task, args, soft, tokenizers), epochs, args.batch_size, **kwargs)
+
+    rows = [row("teacher", TeacherPredictor(str(teacher), args.block_size), 0)]
+    rows.append(row("full fine-tuning", TeacherModule(str(teacher), **common, lr=5e-5), args.epochs))
+    student = DistillationModule(StudentArchitecture(4, 96, 8, 64, 1000), teacher_head=head, **common, lr=1e-3)
+    rows.append(row("compressor student", student, args.student_epochs))
     theseus = TheseusModule(str(teacher), successor_layers=max(1, teacher_layers // 2), replacement_epochs=1,
                             finetune_patience=1, monitor="val/accuracy", **common, lr=5e-5)
-    rows.append(run(f"theseus (k={max(1, teacher_layers // 2)})", theseus, data, args.epochs, args.batch_size))
+    rows.append(row(f"theseus (k={max(1, teacher_layers // 2)})", theseus, args.epochs))
     ladder = LadderSideModule(str(teacher), reduction=8, **common, lr=1e-3)
-    rows.append(run("ladder side-tuning (r=8)", ladder, data, args.epochs, args.batch_size,
-                    size_mb=ladder.size_mb()["total_mb"]))
-    bilstm = BiLSTMModule(target_mb=3.0, soft_labels=str(soft), tokenizer_cache=tokenizers, **common, lr=1e-3)
-    rows.append(run("bilstm-soft (3 MB)", bilstm, data, args.student_epochs, args.batch_size))
+    rows.append(row("ladder side-tuning (r=8)", ladder, args.epochs, size_mb=ladder.size_mb()["total_mb"]))
+    bilstm = BiLSTMModule(target_mb=3.0, teacher_head=head, **common, lr=1e-3)
+    rows.append(row("bilstm-soft (3 MB)", bilstm, args.student_epochs))
 
     print("\n" + markdown_table(["method", "accuracy", "F1", "MB", "ms/example", "train s", "step MB"], [
         [r["method"], f"{r['accuracy']:.3f}", f"{r['f1']:.3f}", f"{r['mb']:.2f}", f"{r['ms']:.1f}",

@@ -35,7 +35,7 @@ from lit_compressor.core.errors import UserError
 from lit_compressor.core.files import atomic_write_json
 from lit_compressor.core.fingerprint import hash_files, hash_json
 from lit_compressor.data.task import TaskData
-from lit_compressor.training.cli import run_lightning_cli
+from lit_compressor.training.cli import run_lightning_cli, with_settings
 
 QUICKSTART = Path("configs/quickstart.yaml")
 
@@ -51,13 +51,14 @@ class StageRecord:
 
 # --- stage configs ----------------------------------------------------------------------------------
 def fit_config(base: dict[str, Any], what: str, task: TaskData, block_size: int, seed: int,
-               trainer: dict[str, Any], model_args: dict[str, Any]) -> dict[str, Any]:
+               trainer: dict[str, Any], model_args: dict[str, Any],
+               data_args: dict[str, Any] | None = None) -> dict[str, Any]:
     """A ``fit`` config: the stage's file with the linking settings written over it."""
     if "model" not in base:
         raise UserError(f"the {what} stage config has no `model` (a `fit` config is needed).",
                         fix="Name a fit config, e.g. configs/bigclonebench/teacher.yaml.")
-    return deep_merge(base, {"seed_everything": seed, "data": {"task": task.to_dict(), "block_size": block_size},
-                             "model": {"init_args": model_args}, "trainer": trainer})
+    config = deep_merge(base, {"seed_everything": seed, "model": {"init_args": model_args}, "trainer": trainer})
+    return with_settings(config, "data", {"task": task.to_dict(), "block_size": block_size, **(data_args or {})})
 
 
 # --- running stages ---------------------------------------------------------------------------------
@@ -205,12 +206,12 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
     # 3. architecture search
     student_base = resolve_stage(student, "student")
     student_dir = output / "student"
-    links = {"soft_labels": str(soft_labels), "teacher": str(teacher_dir), "output_dir": str(student_dir),
-             "tokenizer_cache": str(output / "tokenizers")}
+    links = {"teacher": str(teacher_dir), "output_dir": str(student_dir)}
+    data_links = {"soft_labels": str(soft_labels), "tokenizer_cache": str(output / "tokenizers")}
     if search is not None and architecture is None:
         search_dir = output / "search"
         sample_fit = write_yaml(stages.folder / "search_student.yaml", fit_config(
-            student_base, "student", task, block_size, seed, hardware, {**links, "output_dir": None}))
+            student_base, "student", task, block_size, seed, hardware, {**links, "output_dir": None}, data_links))
         config = search_config(resolve_stage(search, "search"), task, block_size, teacher_dir, seed, search_dir,
                                output / "tokenizers", sample_fit)
         upstream = {"teacher": teacher_hash}
@@ -229,7 +230,7 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
         searched = searched_genes(architecture)
         student_block = searched.pop("block_size", block_size)  # the student may read fewer tokens than the teacher
         model_args.update(searched)
-    base = fit_config(student_base, "student", task, student_block, seed, hardware, model_args)
+    base = fit_config(student_base, "student", task, student_block, seed, hardware, model_args, data_links)
     upstream = {"soft_labels": hash_files(soft_labels)}
     if architecture is not None:
         upstream["architecture"] = Path(architecture).read_text()

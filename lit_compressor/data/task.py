@@ -145,8 +145,10 @@ def load_task(spec: str | Path | TaskData) -> TaskData:
         raise UserError("a task is a YAML file or a folder, not a data file.", path,
                         "Give the task folder, or a task YAML whose `files:` names this file.")
     content = read_yaml(path, "task")
-    if isinstance(content.get("data"), dict) and "task" in content["data"]:
-        content = content["data"]
+    data = content.get("data")
+    data = data.get("init_args", data) if isinstance(data, dict) else data  # a data module named by class_path
+    if isinstance(data, dict) and "task" in data:
+        content = data
     if "task" in content:
         content = content["task"]
     content = content.get("init_args", content) if isinstance(content, dict) else content

@@ -49,7 +49,7 @@ def test_config_parses(path: Path, capsys):
 def test_compress_configs_name_stage_configs_that_parse(path: Path, capsys, tmp_path):
     """The stage files a compress config names exist, and parse with their command once linked."""
     from lit_compressor.core.configs import resolve_stage
-    from lit_compressor.training.cli import run_lightning_cli
+    from lit_compressor.training.cli import run_lightning_cli, with_settings
 
     config = yaml.safe_load(path.read_text())
     for stage in ("teacher", "student"):
@@ -57,7 +57,7 @@ def test_compress_configs_name_stage_configs_that_parse(path: Path, capsys, tmp_
             continue
         merged = resolve_stage(config[stage], stage)
         assert merged["model"]["class_path"].startswith("lit_compressor.training."), stage
-        merged["data"]["task"] = config["task"]
+        merged = with_settings(merged, "data", {"task": config["task"]})
         file = tmp_path / f"{stage}.yaml"
         file.write_text(yaml.safe_dump(merged))
         with pytest.raises(SystemExit) as done:

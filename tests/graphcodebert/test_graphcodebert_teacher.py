@@ -28,7 +28,7 @@ def test_graphcodebert_teacher_fits_and_labels(fmt, language, tiny_roberta, tmp_
     assert (batch["position_ids"] == 0).any()  # data-flow nodes are in the input
     trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         num_sanity_val_steps=0, limit_val_batches=1)
-    trainer.fit(module, datamodule=CodeDataModule(task, batch_size=8, block_size=64))
+    trainer.fit(module, datamodule=CodeDataModule(task, batch_size=8, block_size=64, encoder=module.code_encoder))
     assert (tmp_path / "teacher" / "model.safetensors").is_file()
 
     soft = load_soft_labels(label(str(tmp_path / "teacher"), tmp_path / "soft.safetensors", task, block_size=64))

@@ -156,10 +156,10 @@ def _ide_run(tmp_path: Path) -> dict:
     task_dir = make_tiny_task(tmp_path / "task", functions=14, unlabelled=40)
     soft = make_soft_labels(task_dir, tmp_path / "soft.safetensors")
     fit = {"seed_everything": 3,
-           "model": {"class_path": "lit_compressor.training.distillation.DistillationModule",
-                     "init_args": {"soft_labels": str(soft), "tokenizer_cache": str(tmp_path / "tokenizers")}},
-           "data": {"task": {"format": "bigclonebench", "data_dir": str(task_dir)}, "batch_size": 8,
-                    "eval_batch_size": 8},
+           "model": {"class_path": "lit_compressor.training.distillation.DistillationModule"},
+           "data": {"class_path": "lit_compressor.training.distillation_data.DistillationDataModule", "init_args": {
+               "task": {"format": "bigclonebench", "data_dir": str(task_dir)}, "batch_size": 8, "eval_batch_size": 8,
+               "soft_labels": str(soft), "tokenizer_cache": str(tmp_path / "tokenizers")}},
            "trainer": {"accelerator": "cpu", "devices": 1}}
     fit_file = tmp_path / "student.yaml"
     fit_file.write_text(yaml.safe_dump(fit))
