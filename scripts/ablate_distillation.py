@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from lit_compressor.core.console import markdown_table
+from lit_compressor.measure.bench import load_text, timed
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "logits": {},
@@ -39,8 +41,8 @@ def fit_variant(name: str, settings: dict[str, Any], args: argparse.Namespace, t
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     from lit_compressor.training.augmentation import Augmentation
-    from lit_compressor.training.datamodule import CodeDataModule
     from lit_compressor.training.distillation import DistillationModule, Representation
+    from lit_compressor.training.distillation_data import DistillationDataModule, teacher_record
 
     folder = args.output / name
     settings = json.loads(json.dumps(settings))
@@ -49,26 +51,27 @@ def fit_variant(name: str, settings: dict[str, Any], args: argparse.Namespace, t
     if settings.get("augment", {}).get("mode") == "functions" and task.num_inputs == 1:
         settings["augment"].update(strategy="random", group_size=1)  # each cached function an example
     L.seed_everything(args.seed)
-    module = DistillationModule(architecture, soft_labels=str(soft_labels), num_inputs=task.num_inputs,
-                                num_labels=task.num_labels, block_size=args.block_size, lr=args.lr,
-                                tokenizer_cache=str(args.output / "tokenizers"), output_dir=str(folder / "student"),
-                                augment=Augmentation(**settings.get("augment", {}), seed=args.seed),
+    module = DistillationModule(architecture, teacher_head=teacher_record(str(soft_labels)),
+                                num_inputs=task.num_inputs, num_labels=task.num_labels, block_size=args.block_size,
+                                lr=args.lr, output_dir=str(folder / "student"),
                                 representation=Representation(**settings.get("representation", {})))
+    augment = Augmentation(**settings.get("augment", {}), seed=args.seed)
     # the same compute a step: a batch of B examples encodes B * num_inputs functions, a batch of groups too
     batch_size = args.batch_size
     if settings.get("augment", {}).get("mode") == "functions":
-        batch_size = task.num_inputs * args.batch_size // module.augment.group_size
-    data = CodeDataModule(task, batch_size=batch_size, eval_batch_size=64, block_size=args.block_size)
+        batch_size = task.num_inputs * args.batch_size // augment.group_size
+    data = DistillationDataModule(task, soft_labels=str(soft_labels), augment=augment,
+                                  tokenizer_cache=str(args.output / "tokenizers"), student=module.student_inputs,
+                                  batch_size=batch_size, eval_batch_size=64, block_size=args.block_size)
     checkpoint = ModelCheckpoint(dirpath=folder / "checkpoints", monitor="val/accuracy", mode="max")
     trainer = L.Trainer(max_steps=args.steps, val_check_interval=args.val_every, check_val_every_n_epoch=None,
                         callbacks=[checkpoint], logger=False, enable_progress_bar=False, num_sanity_val_steps=0,
                         default_root_dir=folder)
-    started = time.perf_counter()
-    trainer.fit(module, datamodule=data)
-    seconds = time.perf_counter() - started
+    with timed() as fitting:
+        trainer.fit(module, datamodule=data)
     trainer.test(module, datamodule=data, ckpt_path=checkpoint.best_model_path)
     metrics = json.loads((folder / "student" / "metrics.json").read_text())
-    return {"variant": name, "settings": settings, "seconds": round(seconds, 1),
+    return {"variant": name, "settings": settings, "seconds": round(fitting.seconds, 1),
             "best_val_accuracy": float(checkpoint.best_model_score),
             **{k: metrics[k] for k in ("accuracy", "precision", "recall", "f1", "params")}}
 
@@ -83,7 +86,7 @@ def teacher_metrics(teacher: str, task, block_size: int, output: Path) -> dict[s
     if not path.is_file():
         predictor = TeacherPredictor(teacher, block_size, output_dir=str(path.parent))
         L.Trainer(logger=False, enable_progress_bar=False).test(predictor, datamodule=CodeDataModule(
-            task, eval_batch_size=64, block_size=block_size))
+            task, eval_batch_size=64, block_size=block_size, encoder=predictor.code_encoder))
     return json.loads(path.read_text())
 
 
@@ -134,11 +137,11 @@ def main() -> None:
             k: str(v) for k, v in vars(args).items()}}, indent=2) + "\n")
     genes = yaml.safe_load(Path(architecture).read_text())
     genes.pop("priced_for", None)
-    print(f"\nteacher accuracy {teacher['accuracy']:.4f}; student {genes}; {args.steps} steps of {args.batch_size}\n")
-    print("| variant | accuracy | kept | F1 | best val | seconds |\n|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['variant']} | {r['accuracy']:.4f} | {r['accuracy'] / teacher['accuracy']:.1%} | {r['f1']:.4f} | "
-              f"{r['best_val_accuracy']:.4f} | {r['seconds']:.0f} |")
+    print(f"\nteacher accuracy {teacher['accuracy']:.4f}; student {genes}; {args.steps} steps of {args.batch_size}; "
+          f"{load_text()}\n")
+    print(markdown_table(["variant", "accuracy", "kept", "F1", "best val", "seconds"], [
+        [r["variant"], f"{r['accuracy']:.4f}", f"{r['accuracy'] / teacher['accuracy']:.1%}", f"{r['f1']:.4f}",
+         f"{r['best_val_accuracy']:.4f}", f"{r['seconds']:.0f}"] for r in rows]))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -36,8 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
-BCB = Path("/work/shared/data/bigclonebench")
+from lit_compressor.core.console import print_table
+from lit_compressor.measure.bench import call_times_ms, load_text, peak_rss_mb, timed
+
 ROOT = Path(__file__).resolve().parents[1]
+BCB = ROOT.parent / "shared" / "data" / "bigclonebench"
 
 
 def percentiles(ms: list[float]) -> dict:
@@ -75,33 +77,25 @@ def run_python(job: dict) -> dict:
         model = TinyClassifier.from_pretrained(job["model"], backend=backend, threads=job["threads"])
         for pair in job["pairs"][:5]:
             model.predict(*pair)
-        times = []
-        for pair in job["pairs"]:
-            started = time.perf_counter()
-            model.predict(*pair)
-            times.append((time.perf_counter() - started) * 1000)
-        result["latency"][backend] = percentiles(times)
+        result["latency"][backend] = percentiles(call_times_ms(lambda pair, m=model: m.predict(*pair),
+                                                                 job["pairs"]))
     clone_model = CloneModel.from_pretrained(job["model"], job["precision"], job["threads"])
-    times = []
-    for code in job["queries"]:  # not seen before: no cached ids
-        started = time.perf_counter()
-        clone_model.token_ids(code)
-        times.append((time.perf_counter() - started) * 1000)
-    result["tokenize"] = percentiles(times)
+    # queries not seen before: no cached ids
+    result["tokenize"] = percentiles(call_times_ms(clone_model.token_ids, job["queries"]))
     clone_model.encoder._cache.clear()
     index = CloneIndex(clone_model)
-    started = time.perf_counter()
-    index.update([SourceFunction(**f) for f in job["functions"]])
-    result["build_s"] = time.perf_counter() - started
+    with timed() as build:
+        index.update([SourceFunction(**f) for f in job["functions"]])
+    result["build_s"] = build.seconds
     result["rows"] = len(index.hashes)
     index.save(job["python_index"])
-    started = time.perf_counter()
-    CloneIndex.load(job["python_index"], clone_model)
-    result["load_ms"] = (time.perf_counter() - started) * 1000
-    query, head, cpu = [], [], []
+    with timed() as load:
+        CloneIndex.load(job["python_index"], clone_model)
+    result["load_ms"] = load.seconds * 1000
     for code in job["queries"][:3]:
         index.search(code, 10)
-    for code in job["queries"]:
+    query, head, cpu = [], [], []
+    for code in job["queries"]:  # a query and, within it, the head alone
         started, cpu_started = time.perf_counter(), time.process_time()
         vector = clone_model.embed(code)
         embedded = time.perf_counter()
@@ -115,40 +109,25 @@ def run_python(job: dict) -> dict:
     return result
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory: VmHWM (``ru_maxrss`` would count the forking parent's)."""
-    status = Path("/proc/self/status")
-    if status.is_file():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def print_table(python: dict, node: dict, job: dict, model: Path) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"{model} ({job['threads']} thread(s), encoder {job['precision']}), "
-                        f"load average {os.getloadavg()[0]:.2f}")
-    for column in ("measure", "Python", "Node.js"):
-        table.add_column(column)
+def print_results(python: dict, node: dict, job: dict, model: Path) -> None:
+    rows = []
     for backend in ("onnx-int8", "onnx"):
         for q in ("p50", "p95"):
-            table.add_row(f"predict(a, b) {backend} {q} ms ({python['latency'][backend]['n']} pairs)",
-                          f"{python['latency'][backend][q]:.2f}", f"{node['latency'][backend][q]:.2f}")
+            rows.append([f"predict(a, b) {backend} {q} ms ({python['latency'][backend]['n']} pairs)",
+                         f"{python['latency'][backend][q]:.2f}", f"{node['latency'][backend][q]:.2f}"])
     for q in ("p50", "p95"):
-        table.add_row(f"  tokenize one function {q} ms", f"{python['tokenize'][q]:.2f}", f"{node['tokenize'][q]:.2f}")
-    table.add_row(f"index build s ({len(job['functions'])} functions, {python['rows']} distinct)",
-                  f"{python['build_s']:.1f}", f"{node['build_s']:.1f}")
-    table.add_row("index load ms", f"{python['load_ms']:.1f}", f"{node['load_ms']:.1f}")
+        rows.append([f"  tokenize one function {q} ms", f"{python['tokenize'][q]:.2f}", f"{node['tokenize'][q]:.2f}"])
+    rows.append([f"index build s ({len(job['functions'])} functions, {python['rows']} distinct)",
+                 f"{python['build_s']:.1f}", f"{node['build_s']:.1f}"])
+    rows.append(["index load ms", f"{python['load_ms']:.1f}", f"{node['load_ms']:.1f}"])
     for q in ("p50", "p95"):
-        table.add_row(f"query {q} ms (embed + head over {python['rows']})", f"{python['query'][q]:.2f}",
-                      f"{node['query'][q]:.2f}")
-        table.add_row(f"  head only {q} ms", f"{python['head'][q]:.2f}", f"{node['head'][q]:.2f}")
-        table.add_row(f"  CPU time of a query {q} ms", f"{python['query_cpu'][q]:.2f}", f"{node['query_cpu'][q]:.2f}")
-    table.add_row("peak RSS MB", f"{python['peak_rss_mb']:.0f}", f"{node['peak_rss_mb']:.0f}")
-    Console().print(table)
+        rows.append([f"query {q} ms (embed + head over {python['rows']})", f"{python['query'][q]:.2f}",
+                     f"{node['query'][q]:.2f}"])
+        rows.append([f"  head only {q} ms", f"{python['head'][q]:.2f}", f"{node['head'][q]:.2f}"])
+        rows.append([f"  CPU time of a query {q} ms", f"{python['query_cpu'][q]:.2f}", f"{node['query_cpu'][q]:.2f}"])
+    rows.append(["peak RSS MB", f"{python['peak_rss_mb']:.0f}", f"{node['peak_rss_mb']:.0f}"])
+    print_table(f"{model} ({job['threads']} thread(s), encoder {job['precision']}), {load_text()}",
+                ["measure", "Python", "Node.js"], rows)
 
 
 def main() -> None:
@@ -174,18 +153,18 @@ def main() -> None:
         job = make_job(args.model, args.data, args.functions, args.queries, args.pairs, workdir, args.threads,
                        args.precision)
         (workdir / "job.json").write_text(json.dumps(job))
-        load_before = os.getloadavg()
         # numpy's BLAS (the Python pair head) gets the same thread count as ONNX Runtime
         env = {**os.environ, "OPENBLAS_NUM_THREADS": str(args.threads), "OMP_NUM_THREADS": str(args.threads)}
-        python = json.loads(subprocess.run([sys.executable, __file__, "--model", str(args.model), "--python-only",
-                                            str(workdir / "job.json")], check=True, capture_output=True, text=True,
-                                           env=env).stdout.splitlines()[-1])
-        subprocess.run(["node", str(ROOT / "scripts" / "bench_clones_node.mjs"), str(workdir / "job.json"),
-                        str(workdir / "node.json")], check=True)
+        with timed() as clock:
+            python = json.loads(subprocess.run([sys.executable, __file__, "--model", str(args.model), "--python-only",
+                                                str(workdir / "job.json")], check=True, capture_output=True,
+                                               text=True, env=env).stdout.splitlines()[-1])
+            subprocess.run(["node", str(ROOT / "scripts" / "bench_clones_node.mjs"), str(workdir / "job.json"),
+                            str(workdir / "node.json")], check=True)
         node = json.loads((workdir / "node.json").read_text())
-        print_table(python, node, job, args.model)
-        result = {"python": python, "node": node, "load_average_before": load_before,
-                  "load_average_after": os.getloadavg(), "threads": args.threads, "precision": args.precision,
+        print_results(python, node, job, args.model)
+        result = {"python": python, "node": node, "load_average_before": clock.load_before,
+                  "load_average_after": clock.load_after, "threads": args.threads, "precision": args.precision,
                   "functions": args.functions, "model": str(args.model)}
         if args.output:
             args.output.write_text(json.dumps(result, indent=2) + "\n")

@@ -26,13 +26,16 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import get_linear_schedule_with_warmup
 
+from lit_compressor.core.console import markdown_table
 from lit_compressor.data.task import TaskData
 from lit_compressor.labels.soft_labels import SoftLabels, load_soft_labels, save_soft_labels
+from lit_compressor.measure.bench import load_text
 from lit_compressor.nn.tokenization import CodeEncoder, train_student_tokenizer
 from lit_compressor.search.architecture import StudentArchitecture
 from lit_compressor.training.base import model_inputs
 from lit_compressor.training.datamodule import CodeDataModule
 from lit_compressor.training.distillation import DistillationModule
+from lit_compressor.training.distillation_data import DistillationDataModule
 from lit_compressor.training.losses import mixed_loss
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,23 +74,24 @@ class Setup:
         self.encoder(self.examples)  # warm the memo: neither side tokenises during the timed steps
 
     def module(self) -> DistillationModule:
-        """A fresh student (seeded) that reuses the shared tokenizer and warmed encoder."""
+        """A fresh student (seeded)."""
         torch.manual_seed(self.args.seed)
-        module = DistillationModule(PAPER_3MB, family="roberta", soft_labels=str(self.soft_labels),
-                                    tokenizer_cache=str(self.tokenizer_cache), num_inputs=2,
-                                    block_size=self.args.block_size, lr=1e-3)
-        module.tokenizer, module._code_encoder = self.tokenizer, self.encoder
-        return module
+        return DistillationModule(PAPER_3MB, family="roberta", num_inputs=2, block_size=self.args.block_size, lr=1e-3)
 
-    def data(self) -> CodeDataModule:
-        data = CodeDataModule(self.task, batch_size=self.args.batch_size, block_size=self.args.block_size)
+    def data(self, module: DistillationModule) -> DistillationDataModule:
+        """The student's data module, reusing the shared tokenizer and warmed encoder."""
+        data = DistillationDataModule(self.task, soft_labels=str(self.soft_labels),
+                                      tokenizer_cache=str(self.tokenizer_cache), student=module.student_inputs,
+                                      batch_size=self.args.batch_size, block_size=self.args.block_size)
         data._splits["unlabelled"] = self.examples
+        data.tokenizer, data.encoder = self.tokenizer, self.encoder
         return data
 
 
 def run_lightning(setup: Setup) -> tuple[float, list[float]]:
     """Examples/s of the timed steps of ``Trainer.fit`` and the per-step losses."""
-    module, data = setup.module(), setup.data()
+    module = setup.module()
+    data = setup.data(module)
     timer = StepTimer(setup.args.warmup)
     trainer = L.Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
@@ -103,7 +107,7 @@ def run_plain(setup: Setup) -> tuple[float, list[float]]:
     model = module.model
     labels = load_soft_labels(setup.soft_labels)
     targets, rows = labels.logits, labels.lookup()
-    loader = DataLoader(setup.examples, batch_size=args.batch_size, shuffle=True, collate_fn=module.collate)
+    loader = DataLoader(setup.examples, batch_size=args.batch_size, shuffle=True, collate_fn=setup.encoder)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=module.lr,
                                   weight_decay=module.weight_decay)
     total = max(1, len(loader))
@@ -165,12 +169,10 @@ def main() -> None:
     drift = max(abs(a - b) for a, b in zip(losses["lightning"], losses["plain"], strict=True))
     steps = len(losses["plain"])
     print(f"\n{len(setup.examples)} pairs, block {args.block_size}, batch {args.batch_size}, {steps} steps "
-          f"({args.warmup} untimed), {args.repeats} runs each, torch threads {torch.get_num_threads()}")
-    print("| loop | examples/s (median) | runs |")
-    print("|---|---|---|")
-    print(f"| Lightning (DistillationModule + Trainer) | {lightning:.1f} | "
-          + ", ".join(f"{r:.1f}" for r in rates["lightning"]) + " |")
-    print("| plain PyTorch | " + f"{plain:.1f} | " + ", ".join(f"{r:.1f}" for r in rates["plain"]) + " |")
+          f"({args.warmup} untimed), {args.repeats} runs each, torch threads {torch.get_num_threads()}; {load_text()}")
+    print(markdown_table(["loop", "examples/s (median)", "runs"], [
+        [name, f"{statistics.median(rates[key]):.1f}", ", ".join(f"{r:.1f}" for r in rates[key])]
+        for name, key in (("Lightning (DistillationModule + Trainer)", "lightning"), ("plain PyTorch", "plain"))]))
     print(f"\nLightning / plain throughput: {lightning / plain:.3f} (goal: >= 0.90)")
     print(f"largest per-step loss difference between the two loops: {drift:.2e} (same work: ~0)")
 

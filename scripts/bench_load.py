@@ -3,7 +3,7 @@
 A tiny classifier (1 layer, H=32, a 1,000-token BPE vocabulary: the teacher's cost does not matter
 here, the data's size does) labels all 31,862 unlabelled pairs with ``lit-compressor label``'s code
 path, then is evaluated on the same split against those soft labels (agreement with the teacher,
-counted batch by batch) and on the labelled test split. Peak resident memory (``ru_maxrss``) is
+counted batch by batch) and on the labelled test split. Peak resident memory (``VmHWM``) is
 printed after each phase; it must stay under 2 GB.
 
     nice -n 10 .venv/bin/python scripts/bench_load.py --data ../shared/data/bigclonebench
@@ -13,25 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import psutil
 import torch
 
+from lit_compressor.measure.bench import load_text, peak_rss_mb, rss_mb, timed
+
 LIMIT_MB = 2048
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far, in MB (Linux reports ``ru_maxrss`` in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def rss_mb() -> float:
-    return psutil.Process().memory_info().rss / 2**20
 
 
 def tiny_classifier(folder: Path, data: Path, functions: int = 2000) -> Path:
@@ -72,10 +62,10 @@ def main() -> None:
         folder = tiny_classifier(Path(tmp) / "tiny", args.data)
         figures["peak_after_setup_mb"] = peak_rss_mb()
 
-        started = time.perf_counter()
-        output = label(str(folder), Path(tmp) / "soft.safetensors", task, block_size=args.block_size,
-                       batch_size=args.batch_size, accelerator="cpu", force=True)
-        figures["label_s"] = time.perf_counter() - started
+        with timed() as labelling:
+            output = label(str(folder), Path(tmp) / "soft.safetensors", task, block_size=args.block_size,
+                           batch_size=args.batch_size, accelerator="cpu", force=True)
+        figures["label_s"] = labelling.seconds
         figures["peak_after_label_mb"] = peak_rss_mb()
         soft = load_soft_labels(output)
         figures["pairs"] = len(soft.ids)
@@ -98,25 +88,27 @@ def main() -> None:
 
         counter = AgreementCounter()
         model = TeacherPredictor(str(folder), block_size=args.block_size)
-        data = CodeDataModule(task, eval_batch_size=args.batch_size, block_size=args.block_size)
+        data = CodeDataModule(task, eval_batch_size=args.batch_size, block_size=args.block_size,
+                              encoder=model.code_encoder)
         trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                             callbacks=[counter], enable_progress_bar=False, enable_model_summary=False)
-        started = time.perf_counter()
-        trainer.predict(model, datamodule=data, return_predictions=False)
-        figures["evaluate_unlabelled_s"] = time.perf_counter() - started
+        with timed() as evaluating:
+            trainer.predict(model, datamodule=data, return_predictions=False)
+        figures["evaluate_unlabelled_s"] = evaluating.seconds
         figures["agreement_with_soft_labels"] = counter.agree / max(counter.total, 1)
         figures["evaluated_pairs"] = counter.total
         figures["peak_after_evaluate_unlabelled_mb"] = peak_rss_mb()
 
-        started = time.perf_counter()
-        metrics = trainer.test(model, datamodule=data, verbose=False)[0]
-        figures["test_s"] = time.perf_counter() - started
+        with timed() as testing:
+            metrics = trainer.test(model, datamodule=data, verbose=False)[0]
+        figures["test_s"] = testing.seconds
         figures["test_accuracy"] = metrics["test/accuracy"]
         figures["peak_after_test_mb"] = peak_rss_mb()
         figures["encoder_cache_functions"] = len(model.code_encoder._cache)
     figures["peak_rss_mb"] = peak_rss_mb()
     for key, value in figures.items():
         print(f"{key:>36}: {value:.3f}" if isinstance(value, float) else f"{key:>36}: {value}")
+    print(load_text())
     ok = figures["peak_rss_mb"] < LIMIT_MB
     print(f"peak RSS {figures['peak_rss_mb']:.0f} MB {'<' if ok else '>='} {LIMIT_MB} MB: {'OK' if ok else 'FAIL'}")
     sys.exit(0 if ok else 1)

@@ -13,8 +13,8 @@
 3. The cost of data flow: tree-sitter extraction of the unlabelled split's functions in one process, uncached,
    then through the graph cache (first run writes it, second reads it).
 
-Prints a Markdown table; writes ``results.json`` with every figure and the load average (``uptime``) before
-and after each step.
+Prints a Markdown table; writes ``results.json`` with every figure and the load average before and after each
+step.
 """
 
 from __future__ import annotations
@@ -22,9 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -36,19 +34,16 @@ from lit_compressor.commands.search import search as search_command
 from lit_compressor.core.configs import deep_merge, read_yaml, with_checkpoint_folder
 from lit_compressor.core.console import markdown_table
 from lit_compressor.core.fingerprint import hash_files
+from lit_compressor.measure.bench import load_text, timed
 
 
-def uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-
-
-def timed(what: str, log: list[dict[str, Any]], work) -> Any:
+def step(what: str, log: list[dict[str, Any]], work) -> Any:
     """Run ``work()``, logging its wall seconds and the load average before and after."""
-    before, started = uptime(), time.perf_counter()
-    result = work()
-    log.append({"step": what, "seconds": round(time.perf_counter() - started, 1), "uptime_before": before,
-                "uptime_after": uptime()})
-    print(f"{what}: {log[-1]['seconds']} s; load before: {before}; after: {log[-1]['uptime_after']}", flush=True)
+    with timed() as clock:
+        result = work()
+    log.append({"step": what, **clock.to_dict()})
+    print(f"{what}: {clock.seconds:.1f} s; before: {load_text(clock.load_before)}; after: "
+          f"{load_text(clock.load_after)}", flush=True)
     return result
 
 
@@ -92,16 +87,16 @@ def extraction_cost(dataflow: Path) -> dict[str, Any]:
     task = load_task(str(dataflow / "task.yaml"))
     language = read_yaml(dataflow / "stages/teacher.yaml", "teacher")["model"]["init_args"].get("language", "java")
     codes = list(dict.fromkeys(code for example in task.read("unlabelled") for code in example.codes))
-    record: dict[str, Any] = {"functions": len(codes), "language": language, "uptime_before": uptime()}
-    started = time.perf_counter()
-    precompute_dataflow(codes, language)
-    record["uncached_s"] = time.perf_counter() - started
+    record: dict[str, Any] = {"functions": len(codes), "language": language}
+    with timed() as uncached:
+        precompute_dataflow(codes, language)
+    record["uncached_s"], record["load_before"] = uncached.seconds, uncached.load_before
     with tempfile.TemporaryDirectory() as cache:
         for run in ("first_cached_run_s", "second_cached_run_s"):
-            started = time.perf_counter()
-            precompute_dataflow(codes, language, cache_dir=cache)
-            record[run] = time.perf_counter() - started
-    record["uptime_after"] = uptime()
+            with timed() as clock:
+                precompute_dataflow(codes, language, cache_dir=cache)
+            record[run] = clock.seconds
+    record["load_after"] = clock.load_after
     return record
 
 
@@ -131,11 +126,11 @@ def main() -> None:
     args = parser.parse_args()
     log: list[dict[str, Any]] = []
     dataflow, plain = args.output / "dataflow", args.output / "plain"
-    report = timed("compress (data-flow student)", log, lambda: run_function_command(
+    report = step("compress (data-flow student)", log, lambda: run_function_command(
         "compress", ["--config", str(args.config), "--output", str(dataflow)]))
-    plain_stages = timed("plain student (search, distil, export, benchmark)", log,
+    plain_stages = step("plain student (search, distil, export, benchmark)", log,
                          lambda: plain_student(dataflow, plain))
-    extraction = timed("data-flow extraction", log, lambda: extraction_cost(dataflow))
+    extraction = step("data-flow extraction", log, lambda: extraction_cost(dataflow))
 
     def stage_seconds(folder: Path, name: str) -> float | None:
         report_file = folder / "report.json"
@@ -145,7 +140,8 @@ def main() -> None:
         return None
 
     rows = [
-        row("teacher", "dataflow", dataflow / "teacher", json.loads((dataflow / "teacher/metrics.json").read_text()),
+        row("teacher", "dataflow", dataflow / "teacher",
+            json.loads((dataflow / "teacher_test/metrics.json").read_text()),
             json.loads((dataflow / "benchmark.json").read_text()), None, None),
         row("data-flow student", "dataflow", dataflow / "student",
             json.loads((dataflow / "student/metrics.json").read_text()),
@@ -171,8 +167,8 @@ def main() -> None:
           f"functions): uncached {extraction['uncached_s']:.2f} s ({per_second:.0f} functions/s, 1 process); "
           f"cache first run {extraction['first_cached_run_s']:.2f} s, second {extraction['second_cached_run_s']:.2f} s")
     for entry in log:
-        print(f"- {entry['step']}: {entry['seconds']} s; before: {entry['uptime_before']}; "
-              f"after: {entry['uptime_after']}")
+        print(f"- {entry['step']}: {entry['seconds']:.1f} s; before: {load_text(entry['load_before'])}; "
+              f"after: {load_text(entry['load_after'])}")
 
 
 if __name__ == "__main__":

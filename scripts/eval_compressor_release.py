@@ -17,8 +17,6 @@ import argparse
 import json
 import os
 import random
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,12 +24,17 @@ import numpy as np
 import torch
 
 from lit_compressor.commands.import_compressor import import_compressor
+from lit_compressor.core.console import markdown_table
 from lit_compressor.data.readers import Example
 from lit_compressor.data.task import load_task
 from lit_compressor.graphcodebert.dataflow import precompute_dataflow
 from lit_compressor.graphcodebert.folder import graph_encoder, load_graph_classifier
+from lit_compressor.measure.bench import timed
 from lit_compressor.nn.folders import load_classifier
 from lit_compressor.nn.tokenization import CodeEncoder
+from lit_compressor.runtime.evaluate import batched_logits
+from lit_compressor.runtime.runners import TorchRunner
+from lit_compressor.training.metrics import classification_metrics, scalar_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -55,35 +58,18 @@ STUDENTS = (
 
 
 def scores(probabilities: np.ndarray, examples: list[Example]) -> dict[str, float]:
-    """Accuracy, and precision/recall/F1 of the positive class (index 1) at the 0.5 threshold."""
-    labels = np.array([e.label for e in examples])
-    predicted = (probabilities[:, 1] > 0.5).astype(int)
-    true_positive = int(((predicted == 1) & (labels == 1)).sum())
-    precision = true_positive / max(int(predicted.sum()), 1)
-    recall = true_positive / max(int(labels.sum()), 1)
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"accuracy": float((predicted == labels).mean()), "precision": precision, "recall": recall, "f1": f1}
-
-
-def predict(model: torch.nn.Module, encoder, examples: list[Example], batch_size: int) -> np.ndarray:
-    """Softmax probabilities of every example (data-flow or plain batches)."""
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(examples), batch_size):
-            if start and start % (50 * batch_size) == 0:
-                print(f"  {start}/{len(examples)}", file=sys.stderr, flush=True)
-            batch = encoder.encode_codes([e.codes for e in examples[start:start + batch_size]])
-            extra = {"position_ids": batch["position_ids"]} if "position_ids" in batch else {}
-            out.append(model(batch["input_ids"], batch["attention_mask"], **extra).softmax(-1).numpy())
-    return np.concatenate(out)
+    """Accuracy, and precision/recall/F1 of the positive class (index 1), as training reports them."""
+    metrics = classification_metrics(2)
+    metrics.update(torch.from_numpy(probabilities), torch.tensor([e.label for e in examples]))
+    return scalar_metrics(metrics)
 
 
 def timed_row(name: str, inputs: str, model, encoder, examples: list[Example], batch_size: int) -> dict:
-    load_before, start = os.getloadavg(), time.perf_counter()
-    probabilities = predict(model, encoder, examples, batch_size)
-    seconds = time.perf_counter() - start
+    with timed() as clock:
+        logits = batched_logits(TorchRunner(model), encoder, examples, batch_size)
+    probabilities = torch.from_numpy(logits).softmax(-1).numpy()
     return {"student": name, "inputs": inputs, "examples": len(examples), **scores(probabilities, examples),
-            "seconds": seconds, "load_before": load_before, "load_after": os.getloadavg(),
+            "seconds": clock.seconds, "load_before": clock.load_before, "load_after": clock.load_after,
             "probabilities": probabilities[:, 1].round(6).tolist()}
 
 
@@ -92,17 +78,15 @@ def extraction_cost(codes: list[str], language: str, cache_dir: Path, workers: i
     extraction through the cache (a first run writes it, later runs read it)."""
     unique = sorted(set(codes))
     probe = random.Random(0).sample(unique, min(sample, len(unique)))
-    start = time.perf_counter()
-    precompute_dataflow(probe, language, None, 1)
-    cold = time.perf_counter() - start
+    with timed() as cold:
+        precompute_dataflow(probe, language, None, 1)
     hit = any(cache_dir.glob(f"dataflow-{language}-*.json"))
-    start = time.perf_counter()
-    precompute_dataflow(unique, language, cache_dir, workers)
-    whole = time.perf_counter() - start
+    with timed() as whole:
+        precompute_dataflow(unique, language, cache_dir, workers)
     return {"language": language, "functions": len(unique), "probe_functions": len(probe),
-            "uncached_functions_per_s_1_process": len(probe) / cold,
-            "whole_set_seconds": whole, "whole_set_from_cache": hit, "workers": workers,
-            "load_average": os.getloadavg()}
+            "uncached_functions_per_s_1_process": len(probe) / cold.seconds,
+            "whole_set_seconds": whole.seconds, "whole_set_from_cache": hit, "workers": workers,
+            "load_average": whole.load_after}
 
 
 def evaluate(student: Student, release: Path, data: Path, output: Path, limit: int | None, batch_size: int,
@@ -126,19 +110,16 @@ def evaluate(student: Student, release: Path, data: Path, output: Path, limit: i
 
 
 def markdown(rows: list[dict], costs: list[dict]) -> str:
-    lines = ["| student | inputs | examples | accuracy | precision | recall | F1 | seconds | load avg (1 min) |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for r in rows:
-        lines.append(f"| {r['student']} | {r['inputs']} | {r['examples']:,} | {r['accuracy']:.4f} | "
-                     f"{r['precision']:.4f} | {r['recall']:.4f} | {r['f1']:.4f} | {r['seconds']:.0f} | "
-                     f"{r['load_before'][0]:.2f} → {r['load_after'][0]:.2f} |")
-    lines += ["", "| language | functions | uncached functions/s (1 process) | whole set | seconds | load avg |",
-              "| --- | ---: | ---: | --- | ---: | ---: |"]
-    for c in costs:
-        source = "read from cache" if c["whole_set_from_cache"] else f"extracted ({c['workers']} workers), cached"
-        lines.append(f"| {c['language']} | {c['functions']:,} | {c['uncached_functions_per_s_1_process']:.1f} | "
-                     f"{source} | {c['whole_set_seconds']:.2f} | {c['load_average'][0]:.2f} |")
-    return "\n".join(lines)
+    students = [[r["student"], r["inputs"], f"{r['examples']:,}", f"{r['accuracy']:.4f}", f"{r['precision']:.4f}",
+                 f"{r['recall']:.4f}", f"{r['f1']:.4f}", f"{r['seconds']:.0f}",
+                 f"{r['load_before'][0]:.2f} → {r['load_after'][0]:.2f}"] for r in rows]
+    extraction = [[c["language"], f"{c['functions']:,}", f"{c['uncached_functions_per_s_1_process']:.1f}",
+                   "read from cache" if c["whole_set_from_cache"] else f"extracted ({c['workers']} workers), cached",
+                   f"{c['whole_set_seconds']:.2f}", f"{c['load_average'][0]:.2f}"] for c in costs]
+    return (markdown_table(["student", "inputs", "examples", "accuracy", "precision", "recall", "F1", "seconds",
+                            "load avg (1 min)"], students) + "\n\n"
+            + markdown_table(["language", "functions", "uncached functions/s (1 process)", "whole set", "seconds",
+                              "load avg"], extraction))
 
 
 def main() -> None:
@@ -168,7 +149,7 @@ def main() -> None:
     args.output.mkdir(parents=True, exist_ok=True)
     name = f"eval-{args.only or 'all'}{'' if args.limit is None else f'-{args.limit}'}.json"
     report = {"rows": rows, "dataflow_extraction": costs, "threads": args.threads, "cpu_count": os.cpu_count(),
-              "uptime": Path("/proc/loadavg").read_text().strip() if Path("/proc/loadavg").is_file() else None}
+              "load_average": os.getloadavg()}
     (args.output / name).write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {args.output / name}")
 

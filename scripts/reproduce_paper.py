@@ -19,10 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from lit_compressor.core.console import markdown_table
+from lit_compressor.measure.bench import load_text, timed
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -90,16 +92,14 @@ def _fmt(value: float | None, template: str) -> str:
 
 def results_table(rows: list[ResultRow]) -> str:
     """The markdown table of every task and target."""
-    lines = ["| task | target MB | student MB | params | L-H-A-D-V | accuracy | F1 | teacher accuracy | "
-             "accuracy kept | p50 ms | speed-up |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        genes = "-".join(str(r.architecture[k]) for k in ("num_hidden_layers", "hidden_size", "num_attention_heads",
-                                                          "intermediate_size", "vocab_size"))
-        lines.append(f"| {r.task} | {r.target_mb:g} | {r.student_mb:.2f} | {r.params:,} | {genes} | "
-                     f"{r.accuracy:.4f} | {r.f1:.4f} | {r.teacher_accuracy:.4f} | "
-                     f"{_fmt(r.accuracy_kept and 100 * r.accuracy_kept, '{:.1f}%')} | {_fmt(r.p50_ms, '{:.1f}')} | "
-                     f"{_fmt(r.speed_up, '{:.1f}x')} |")
-    return "\n".join(lines)
+    genes = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size", "vocab_size")
+    return markdown_table(
+        ["task", "target MB", "student MB", "params", "L-H-A-D-V", "accuracy", "F1", "teacher accuracy",
+         "accuracy kept", "p50 ms", "speed-up"],
+        [[r.task, f"{r.target_mb:g}", f"{r.student_mb:.2f}", f"{r.params:,}",
+          "-".join(str(r.architecture[k]) for k in genes), f"{r.accuracy:.4f}", f"{r.f1:.4f}",
+          f"{r.teacher_accuracy:.4f}", _fmt(r.accuracy_kept and 100 * r.accuracy_kept, "{:.1f}%"),
+          _fmt(r.p50_ms, "{:.1f}"), _fmt(r.speed_up, "{:.1f}x")] for r in rows])
 
 
 def results_markdown(rows: list[ResultRow], settings: dict[str, Any]) -> str:
@@ -155,20 +155,11 @@ def write_results(rows: list[ResultRow], output: Path, settings: dict[str, Any])
 # --- running ------------------------------------------------------------------------------------
 def vocab_ceiling(task, step: int = 1000) -> int:
     """The largest vocabulary (multiple of ``step``) a byte-level BPE can learn from the unlabelled split."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-
-    from lit_compressor.data.readers import normalize_whitespace
-    from lit_compressor.nn.tokenization import SPECIAL_TOKENS
+    from lit_compressor.nn.tokenization import train_student_tokenizer
     from lit_compressor.training.datamodule import CodeDataModule
 
     codes = list(dict.fromkeys(c for e in CodeDataModule(task).split("unlabelled") for c in e.codes))
-    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
-    tokenizer.normalizer = normalizers.Lowercase()  # as train_student_tokenizer
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    trainer = trainers.BpeTrainer(vocab_size=50_000, special_tokens=list(SPECIAL_TOKENS), show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tokenizer.train_from_iterator((normalize_whitespace(c) for c in codes), trainer=trainer)
-    return tokenizer.get_vocab_size() // step * step
+    return len(train_student_tokenizer(codes, 50_000, exact_size=False)) // step * step
 
 
 def run_task(name: str, data_dir: Path, scale: Scale, teacher: str, output: Path, seed: int,
@@ -221,15 +212,16 @@ def main() -> None:
     args = parser.parse_args()
 
     scale = SCALES[args.scale]
-    started = time.perf_counter()
     rows = []
-    for name in args.tasks:
-        rows += run_task(name, args.data / name, scale, args.teacher, args.output, args.seed, args.export)
+    with timed() as clock:
+        for name in args.tasks:
+            rows += run_task(name, args.data / name, scale, args.teacher, args.output, args.seed, args.export)
     settings = {"scale": args.scale, "teacher": args.teacher, "limits": scale.limit or "none (full splits)",
                 "block size": scale.block_size, "teacher epochs": scale.teacher_epochs,
                 "student epochs": scale.student_epochs,
                 "search": f"population {scale.population}, generations {scale.generations}, restarts {scale.restarts}",
-                "seed": args.seed, "wall time": f"{time.perf_counter() - started:.0f} s"}
+                "seed": args.seed, "wall time": f"{clock.seconds:.0f} s",
+                "load average": f"{load_text(clock.load_before)} before, {load_text(clock.load_after)} after"}
     print(write_results(rows, args.output, settings))
     print(f"wrote {args.output / 'results.md'} and {args.output / 'accuracy_vs_size.png'}")
 

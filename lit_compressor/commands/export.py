@@ -30,7 +30,7 @@ from lit_compressor.core.files import atomic_write_json
 from lit_compressor.data.readers import Example
 from lit_compressor.nn.folders import save_classifier
 from lit_compressor.runtime.clone_graphs import export_clone_graphs
-from lit_compressor.runtime.evaluate import accuracy, batched_logits, sample_test_split
+from lit_compressor.runtime.evaluate import accuracy, batched_logits, sample_test_split, scores
 from lit_compressor.runtime.folder import load_folder
 from lit_compressor.runtime.onnx import export_onnx, optimize_onnx, quantize_onnx
 from lit_compressor.runtime.runners import OrtRunner, softmax
@@ -66,7 +66,7 @@ def file_sizes(folder: Path) -> dict[str, int]:
 
 
 def export(model: Path, output: Path, onnx: bool = True, int8: bool = True, overwrite: bool = False,
-           data: str | None = None, samples: int = 200) -> dict[str, Any]:
+           data: str | None = None, samples: int | None = 200) -> dict[str, Any]:
     """Export a student folder for shipping: safetensors folder, validated ONNX and int8 ONNX.
 
     Args:
@@ -78,7 +78,7 @@ def export(model: Path, output: Path, onnx: bool = True, int8: bool = True, over
         data: The task whose test split the checks use: a task YAML (as in ``data.task`` of a fit config)
             or a task folder (BigCloneBench or Devign, format inferred). Without it the ONNX check runs on
             made-up code and no accuracy is reported.
-        samples: How many test examples (a seeded sample) the checks and accuracies use.
+        samples: How many test examples (a seeded sample) the checks and accuracies use; null: the whole split.
     """
     model, output = Path(model), Path(output)
     if int8 and not onnx:
@@ -122,6 +122,7 @@ def export(model: Path, output: Path, onnx: bool = True, int8: bool = True, over
         quantize_onnx(output / "model.optimized.onnx", output / "model.int8.onnx")
         logits = batched_logits(OrtRunner(output / "model.int8.onnx"), encoder, examples)
         report["accuracy"]["model.int8.onnx"] = accuracy(logits, examples)
+        report["shipped_scores"] = scores(logits, examples, int(metadata.get("positive_label", 1)))
         report["int8"] = {
             "agreement_with_fp32": float((logits.argmax(-1) == reference.argmax(-1)).mean()),
             "max_abs_prob_diff": float(np.abs(softmax(logits) - softmax(reference)).max()),

@@ -84,7 +84,7 @@ def label_from_file(source: Path, output: Path, task: TaskData, examples: list, 
     """The soft-label file of teacher outputs read from ``source`` (validated whole before writing)."""
 
     source_hash, data_hash = hash_files(source), fingerprint(examples)
-    settings = {"smoothing": str(smoothing)}
+    settings = {"smoothing": str(smoothing), "requested_kind": kind}  # another --kind reads the file otherwise
     if not force and is_current(output, source_hash, data_hash, **settings):
         print(f"soft labels are current: {output}")
         return output

@@ -11,9 +11,11 @@ from lit_compressor.core.console import markdown_table, print_table
 from lit_compressor.data.task import TaskData
 
 COLLAPSE_SHARE = 0.99
-COLUMNS = (("accuracy", "accuracy", "{:.4f}"), ("precision", "precision", "{:.4f}"), ("recall", "recall", "{:.4f}"),
-           ("f1", "F1", "{:.4f}"), ("params", "params", "{:,}"), ("size_mb", "MB", "{:.2f}"),
-           ("p50_ms", "p50 ms (PyTorch)", "{:.1f}"), ("shipped_p50_ms", "p50 ms (shipped)", "{:.1f}"))
+COLUMNS = (("accuracy", "accuracy", "{:.4f}"), ("accuracy_fp32", "accuracy (fp32 PyTorch)", "{:.4f}"),
+           ("precision", "precision", "{:.4f}"), ("recall", "recall", "{:.4f}"), ("f1", "F1", "{:.4f}"),
+           ("params", "params", "{:,}"), ("size_mb", "MB", "{:.2f}"), ("shipped_mb", "MB shipped", "{:.2f}"),
+           ("p50_ms", "p50 ms (PyTorch)", "{:.1f}"), ("shipped_p50_ms", "p50 ms (int8 ONNX)", "{:.1f}"))
+SHIPPED = "onnx-int8"
 
 
 def collapse_warning(name: str, metrics: dict[str, Any]) -> str | None:
@@ -33,44 +35,52 @@ def collapse_warning(name: str, metrics: dict[str, Any]) -> str | None:
             f"it has collapsed. Likely causes: {causes}.")
 
 
-def _shipped(systems: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The student as shipped: the first non-PyTorch student backend timed, else None."""
-    return next((s for s in systems if s["name"].startswith("student") and "pytorch" not in s["name"]), None)
+def _timed(timing: dict[str, Any], role: str) -> dict[str, Any]:
+    """A role's p50 in eager PyTorch and as shipped (int8 ONNX), its int8 file's MB, from the benchmark."""
+    rows = {s["backend"]: s for s in timing["systems"] if s.get("role") == role}
+    eager, shipped = rows.get("pytorch", {}), rows.get(SHIPPED, {})
+    return {"p50_ms": eager.get("p50_ms"), "p95_ms": eager.get("p95_ms"), "shipped_p50_ms": shipped.get("p50_ms"),
+            "shipped_mb": shipped.get("size_mb"), "name": (eager or shipped).get("name", role).rsplit(" (", 1)[0]}
 
 
 def build_report(task: TaskData, teacher_folder: Path, teacher_metrics: Path, student_folder: Path,
-                 benchmark_file: Path, records: list, wall_seconds: float) -> dict[str, Any]:
-    """Teacher and student: test metrics, params, MB, p50 latency; stage times; collapse warnings."""
+                 benchmark_file: Path, records: list, wall_seconds: float, export_file: Path | None = None
+                 ) -> dict[str, Any]:
+    """Teacher, student (as shipped) and any proxy teacher: test metrics, size, p50 in eager PyTorch and as
+    shipped; ratios like for like; stage times; collapse warnings.
+
+    The student's scores are the shipped model's (int8 ONNX, from ``export.json``, on the test examples the export
+    checked: the whole test split in ``compress``); ``accuracy_fp32`` is its PyTorch model's on the same split.
+    """
     timing = json.loads(benchmark_file.read_text())
-    systems = {s["name"]: s for s in timing["systems"]}
-    shipped = _shipped(timing["systems"])
     rows, warnings = {}, []
     for name, folder, metrics_file in (("teacher", teacher_folder, teacher_metrics),
                                        ("student", student_folder, student_folder / "metrics.json")):
         metrics = json.loads(metrics_file.read_text())
-        timed = systems.get(f"{name} (pytorch)", {})
         rows[name] = {**{k: metrics.get(k) for k in ("accuracy", "precision", "recall", "f1", "params", "size_mb",
                                                       "prediction_counts")},
-                      "p50_ms": timed.get("p50_ms"), "p95_ms": timed.get("p95_ms"), "folder": str(folder),
-                      "shipped_p50_ms": None}
+                      "accuracy_fp32": metrics.get("accuracy"), **_timed(timing, name), "folder": str(folder)}
         if message := collapse_warning(name, metrics):
             warnings.append(message)
-    if shipped is not None:
-        rows["student"].update(shipped_p50_ms=shipped["p50_ms"], shipped_backend=shipped["name"],
-                               shipped_mb=shipped["size_mb"])
+    if export_file is not None and export_file.is_file():
+        export = json.loads(export_file.read_text())
+        if export.get("shipped_scores"):
+            rows["student"].update(export["shipped_scores"], accuracy_source=f"int8 ONNX on {export['check_inputs']}")
+    rows["teacher"].pop("accuracy_fp32")  # the teacher's accuracy is its PyTorch model's: one column says it
+    if timing.get("proxy"):
+        rows["proxy"] = {"params": next(s["parameters"] for s in timing["systems"] if s.get("role") == "proxy"),
+                         **_timed(timing, "proxy"), "block_size": timing.get("proxy_block_size")}
+        rows["proxy"]["size_mb"] = next(s["size_mb"] for s in timing["systems"]
+                                        if s.get("role") == "proxy" and s["backend"] == "pytorch")
     teacher, student = rows["teacher"], rows["student"]
-    if timing.get("teacher") not in (None, str(teacher_folder)):  # the benchmark timed another teacher
-        teacher["timed_as"] = f"{timing['teacher']} (block {timing.get('teacher_block_size')})"
     ratio = {
         "accuracy_kept": student["accuracy"] / teacher["accuracy"] if teacher["accuracy"] else None,
         "times_smaller": teacher["size_mb"] / student["size_mb"],
-        "times_faster_p50": teacher["p50_ms"] / student["p50_ms"] if teacher["p50_ms"] and student["p50_ms"] else None,
-        "times_faster_p50_shipped": (teacher["p50_ms"] / student["shipped_p50_ms"]
-                                     if teacher["p50_ms"] and student["shipped_p50_ms"] else None),
+        "like_for_like": timing.get("ratios", []),
     }
-    return {"task": task.to_dict(), "teacher": teacher, "student": student, "student_over_teacher": ratio,
-            "warnings": warnings, "wall_seconds": round(wall_seconds, 1),
-            "stages": [asdict(r) for r in records], "timing": timing["environment"]}
+    return {"task": task.to_dict(), **rows, "student_over_teacher": ratio, "warnings": warnings,
+            "wall_seconds": round(wall_seconds, 1), "stages": [asdict(r) for r in records],
+            "timing": timing["environment"]}
 
 
 def _cell(value: Any, template: str) -> str:
@@ -79,14 +89,13 @@ def _cell(value: Any, template: str) -> str:
 
 def summary(report: dict[str, Any]) -> str:
     ratio = report["student_over_teacher"]
-    text = (f"The student keeps {ratio['accuracy_kept']:.1%} of the teacher's test accuracy and is "
+    shipped = report["student"].get("accuracy_source", "PyTorch")
+    text = (f"The student keeps {ratio['accuracy_kept']:.1%} of the teacher's test accuracy ({shipped}) and is "
             f"{ratio['times_smaller']:.1f}x smaller")
-    if ratio["times_faster_p50"]:
-        timed = report["teacher"].get("timed_as")
-        text += (f"; p50 at batch 1 on this CPU{f' (teacher timed as {timed})' if timed else ''}: "
-                 f"{ratio['times_faster_p50']:.1f}x faster in PyTorch")
-    if ratio["times_faster_p50_shipped"]:
-        text += f", {ratio['times_faster_p50_shipped']:.1f}x as shipped ({report['student']['shipped_backend']})"
+    speeds = [r for r in ratio["like_for_like"] if r["like_for_like"]]
+    if speeds:
+        text += "; p50 at batch 1 on this CPU, runtime against the same runtime: " + ", ".join(
+            f"{r['times_faster_p50']:.1f}x vs {r['reference']} ({r['student_backend']})" for r in speeds)
     return text + "."
 
 
@@ -95,8 +104,9 @@ def write_report(output: Path, report: dict[str, Any]) -> None:
     output.mkdir(parents=True, exist_ok=True)
     (output / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     columns = ["model"] + [title for _, title, _ in COLUMNS]
-    rows = [[name] + [_cell(report[name].get(key), template) for key, _, template in COLUMNS]
-            for name in ("teacher", "student")]
+    names = [name for name in ("teacher", "student", "proxy") if name in report]
+    rows = [[report[name].get("name", name) if name == "proxy" else name]
+            + [_cell(report[name].get(key), template) for key, _, template in COLUMNS] for name in names]
     stage_rows = [[s["name"], "skipped" if s["skipped"] else "ran", f"{s['seconds']:.1f}", s["config"]]
                   for s in report["stages"]]
     stage_columns = ["stage", "status", "seconds", "config (re-run it by hand)"]

@@ -26,11 +26,15 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from deap import tools
+from rich.progress import Progress
+
 from lit_compressor.core.errors import UserError
 from lit_compressor.core.metadata import teacher_head
 from lit_compressor.data.task import TaskData
+from lit_compressor.measure import ide as measurements
 from lit_compressor.measure.ide import LatencySettings, PredictorSettings
-from lit_compressor.search import checkpoint, report
+from lit_compressor.search import checkpoint, nsga, report
 from lit_compressor.search.architecture import StudentArchitecture
 from lit_compressor.search.compressor import check_space, compressor_cost
 from lit_compressor.search.cost import Cost, cost, size_bounds
@@ -42,6 +46,7 @@ from lit_compressor.search.ga import (
     define_type,
     evaluate_all,
     evolve,
+    ga_record,
     initial_population,
     make_toolbox,
     pricer,
@@ -107,33 +112,6 @@ def describe(genome: Genome, space: SearchSpace, price: Callable[[Genome], Cost]
     return {**genes, **price(genome).to_dict(), "built": exact}
 
 
-class _Progress:
-    """A progress bar on a terminal (rich, imported only then); silent in logs and pipes."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled and sys.stderr.isatty()
-        self._bars: dict[str, int] = {}
-
-    def __enter__(self) -> _Progress:
-        if self.enabled:
-            from rich.progress import Progress
-
-            self._progress = Progress(*Progress.get_default_columns(), transient=True)
-            self._progress.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.enabled:
-            self._progress.__exit__(*exc)
-
-    def update(self, what: str, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        if what not in self._bars:
-            self._bars[what] = self._progress.add_task(what, total=total)
-        self._progress.update(self._bars[what], completed=done, total=total)
-
-
 def run_search(space: SearchSpace | None = None, target_mb: float = 3.0, mode: Literal["ga", "nsga2"] = "ga",
                population: int = 50, generations: int = 100, crossover_rate: float = 0.6, restarts: int = 10,
                local_mutation: float = 0.8, seed: int = 42, size_kind: Literal["fp32", "int8"] = "fp32",
@@ -169,21 +147,20 @@ def run_search(space: SearchSpace | None = None, target_mb: float = 3.0, mode: L
     rng = random.Random(seed)
     price = pricer(space, cost_model)
     result: dict = {"mode": mode, "seed": seed, "settings": {**settings, "generations": generations}}
-    with _Progress(progress) as bars:
+    # a bar on a terminal only (transient: gone when done); silent in logs and pipes
+    with Progress(transient=True, disable=not (progress and sys.stdout.isatty())) as bars:
         if mode == "ga":
             individual = define_type("CompressorGenome", (1.0,))
             evaluate, select = compressor_fitness(space, target_mb, size_kind, cost_model), select_best
         else:
-            from deap import tools
-
             individual = define_type("ParetoGenome", WEIGHTS)
             evaluate, measured = _pareto_objectives(space, price, size_kind, max_size_mb, max_latency_ms, latency,
                                                     predictor, task, tokenizer_cache, latency_model, seed, output,
-                                                    bars.update)
+                                                    bars)
             select = tools.selNSGA2
             result.update(measured)
         toolbox = make_toolbox(space, rng, individual, evaluate, select, crossover_rate, local_mutation, operators)
-        record = _ga_record if mode == "ga" else _nsga_record
+        record = ga_record if mode == "ga" else nsga.nsga_record
 
         ckpt_path = output / checkpoint.CHECKPOINT_NAME
         state = checkpoint.load(ckpt_path, settings) if resume else None
@@ -196,10 +173,10 @@ def run_search(space: SearchSpace | None = None, target_mb: float = 3.0, mode: L
             state = EvolutionState(state.restart - 1, state.history[-1]["generation"], state.finished[-1],
                                    state.rng_state, state.history, state.finished[:-1], state.tags)
         state = state or EvolutionState(0, -1, [], rng.getstate())
-        total = restarts * generations
+        bar = bars.add_task(f"{mode} search", total=restarts * generations)
         state = _run_restarts(state, restarts, generations, population, seed, rng, toolbox, individual, record,
                               ckpt_path, settings,
-                              lambda s: bars.update(f"{mode} search", s.restart * generations + s.generation, total))
+                              lambda s: bars.update(bar, completed=s.restart * generations + s.generation))
 
     distinct = {tuple(genome): None for pop in state.finished for genome in pop}
     everyone = [individual(genome) for genome in distinct]
@@ -212,17 +189,15 @@ def run_search(space: SearchSpace | None = None, target_mb: float = 3.0, mode: L
         result["population"] = [{**describe(tuple(ind), space, shown), "objectives": list(ind.fitness.values)}
                                 for ind in final]
     else:
-        from lit_compressor.search.nsga import pareto_front, pick
-
-        front = pareto_front(final)
-        best = pick(front, pick_rule, max_size_mb, max_latency_ms)
+        front = nsga.pareto_front(final)
+        best = nsga.pick(front, pick_rule, max_size_mb, max_latency_ms)
         values = {tuple(ind): ind.fitness.values for ind in final}
         chosen = _point(best, values[best], space, result)
         result["pick"] = {"rule": pick_rule, "max_size_mb": max_size_mb, "max_latency_ms": max_latency_ms}
         result["pareto_front"] = [_point(tuple(ind), ind.fitness.values, space, result) for ind in front]
         result["population"] = [_point(tuple(ind), ind.fitness.values, space, result) for ind in final]
     result["best"] = chosen
-    result["history"] = state.history
+    result["history"] = list(state.history)
     result["elapsed_s"] = round(time.perf_counter() - started, 3)
 
     architecture = space.architecture(best)
@@ -241,16 +216,13 @@ def run_search(space: SearchSpace | None = None, target_mb: float = 3.0, mode: L
 def _pareto_objectives(space: SearchSpace, price, size_kind: str, max_size_mb: float | None,
                        max_latency_ms: float | None, latency: LatencySettings, predictor: PredictorSettings | None,
                        task: TaskData | None, tokenizer_cache: Path, model: LatencyModel | None, seed: int,
-                       output: Path, on_progress) -> tuple[Callable, dict]:
+                       output: Path, progress: Progress) -> tuple[Callable, dict]:
     """The NSGA-II evaluation (accuracy, latency, size; size-penalised) and what was measured for it."""
-    from lit_compressor.measure import ide as measurements
-    from lit_compressor.search.nsga import objectives, size_penalty
-
     measured: dict = {}
     accept = measurements.within_size(space, size_kind, max_size_mb)
     if model is None:
         model, measured["latency_model"] = measurements.latency_model(space, latency, task, tokenizer_cache, seed,
-                                                                      accept, on_progress)
+                                                                      accept, progress)
     else:
         measured["latency_model"] = {"runtime": model.runtime, "given": True}
     latency_cache: dict[Genome, float] = {}
@@ -263,13 +235,14 @@ def _pareto_objectives(space: SearchSpace, price, size_kind: str, max_size_mb: f
     if predictor is not None:
         fast = (lambda g: accept(g) and latency_ms(g) <= max_latency_ms) if max_latency_ms is not None else accept
         fitted, measured["predictor"] = measurements.accuracy_predictor(space, predictor, output, seed, fast,
-                                                                        on_progress)
+                                                                        progress)
         for sample in measured["predictor"]["samples"]:
             sample["latency_ms"] = latency_ms(tuple(sample[name] for name in space.gene_names))
         accuracy, measured["objective"] = fitted.predict, "predicted accuracy"
     else:
         accuracy, measured["objective"] = (lambda g: price(g).gflops), "GFLOPs (no predictor: a training-free proxy)"
-    evaluate = size_penalty(objectives(price, accuracy, latency_ms, size_kind), price, size_kind, max_size_mb)
+    evaluate = nsga.size_penalty(nsga.objectives(price, accuracy, latency_ms, size_kind), price, size_kind,
+                                 max_size_mb)
     return evaluate, measured
 
 
@@ -320,31 +293,15 @@ def _run_restarts(state: EvolutionState, restarts: int, generations: int, popula
         if state.generation < 0:  # a restart not started yet
             rng.seed(f"{seed}:{state.restart}")
             start = initial_population(toolbox, population)
-            state = EvolutionState(state.restart, 0, [list(ind) for ind in start], rng.getstate(),
-                                   state.history + [record(state.restart, 0, start)], state.finished,
-                                   [ind.tag for ind in start])
+            state.history.record(restart=state.restart, generation=0, **record(start))
+            state = EvolutionState(state.restart, 0, [list(ind) for ind in start], rng.getstate(), state.history,
+                                   state.finished, [ind.tag for ind in start])
         rng.setstate(state.rng_state)
         _, state = evolve(toolbox, rng, state, individual, generations, record, on_generation=on_generation)
         state = EvolutionState(state.restart + 1, -1, [], rng.getstate(), state.history,
                                state.finished + [state.population], state.tags)  # the tags of finished[-1]
         checkpoint.save(ckpt_path, state, settings)
     return state
-
-
-def _ga_record(restart: int, generation: int, population: list) -> dict:
-    fitness = [ind.fitness.values[0] for ind in population]
-    best = max(range(len(population)), key=lambda i: fitness[i])
-    return {"restart": restart, "generation": generation, "best_fitness": fitness[best],
-            "mean_fitness": sum(fitness) / len(fitness), "best": list(population[best])}
-
-
-def _nsga_record(restart: int, generation: int, population: list) -> dict:
-    from lit_compressor.search.nsga import pareto_front
-
-    values = [ind.fitness.values for ind in population]
-    return {"restart": restart, "generation": generation, "front_size": len(pareto_front(population)),
-            "max_accuracy": max(v[0] for v in values), "min_latency_ms": min(v[1] for v in values),
-            "min_size_mb": min(v[2] for v in values)}
 
 
 def search(space: SearchSpace | None = None, target_mb: float = 3.0, mode: Literal["ga", "nsga2"] = "ga",

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from lit_compressor.core.configs import read_yaml
 from lit_compressor.core.errors import UserError
 from lit_compressor.core.fingerprint import hash_texts
 from lit_compressor.data.readers import Example, read_functions, read_jsonl, read_pairs
@@ -57,6 +58,11 @@ class TaskData:
     def path(self, split: Split) -> Path:
         files = {**DEFAULT_FILES[self.format], **(self.files or {})}
         return Path(self.data_dir) / files[split]
+
+    def files_of(self, splits: Sequence[Split]) -> list[Path]:
+        """The files reading ``splits`` opens (each split's file, and ``data.jsonl`` for BigCloneBench)."""
+        files = [self.path(split) for split in dict.fromkeys(splits)]
+        return files + ([Path(self.data_dir) / "data.jsonl"] if self.format == "bigclonebench" else [])
 
     def read(self, split: Split) -> list[Example]:
         """The split's examples (a seeded sample of ``limit[split]`` of them, in file order)."""
@@ -138,16 +144,11 @@ def load_task(spec: str | Path | TaskData) -> TaskData:
     if path.suffix not in (".yaml", ".yml"):
         raise UserError("a task is a YAML file or a folder, not a data file.", path,
                         "Give the task folder, or a task YAML whose `files:` names this file.")
-    import yaml
-
-    try:
-        content = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise UserError(f"malformed YAML ({error}).", path) from None
-    if not isinstance(content, dict):
-        raise UserError("a task YAML must be a mapping.", path)
-    if isinstance(content.get("data"), dict) and "task" in content["data"]:
-        content = content["data"]
+    content = read_yaml(path, "task")
+    data = content.get("data")
+    data = data.get("init_args", data) if isinstance(data, dict) else data  # a data module named by class_path
+    if isinstance(data, dict) and "task" in data:
+        content = data
     if "task" in content:
         content = content["task"]
     content = content.get("init_args", content) if isinstance(content, dict) else content

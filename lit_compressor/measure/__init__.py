@@ -1,2 +1,3 @@
 """What the search measures for real, outside its light core: timings on the shipped runtime
-(:mod:`.latency`) and short distillations of sampled genomes (:mod:`.distillation`)."""
+(:mod:`.timing`) and short distillations of sampled genomes (:mod:`.distillation`), driven by :mod:`.ide`; and
+the benchmark scripts' shared helpers (:mod:`.bench`: timed blocks, per-call times, peak memory)."""

@@ -1,7 +1,8 @@
 """Short distillations of sampled genomes: the measurements the accuracy predictor is fitted to.
 
 Each sampled genome is distilled with the student's own ``fit`` config (the one ``compress`` passes to
-the student stage: its DistillationModule, soft labels, teacher, task, tokenizer cache and seed), with
+the student stage: its DistillationModule, its data module's soft labels, task and tokenizer cache, the
+teacher and the seed), with
 the genome's architecture, block size and training genes written over it, on a slice of the training
 budget: ``epochs`` epochs of at most ``train_batches`` batches of the unlabelled split (the split and its
 soft labels are unchanged, so the cached soft labels serve every unit). A unit's accuracy is its best
@@ -27,7 +28,7 @@ from lit_compressor.core.errors import UserError
 from lit_compressor.core.files import atomic_write_json
 from lit_compressor.core.fingerprint import hash_files, hash_json
 from lit_compressor.search.space import Genome, SearchSpace
-from lit_compressor.training.cli import run_lightning_cli
+from lit_compressor.training.cli import run_lightning_cli, with_settings
 
 RESULT = "result.json"
 
@@ -53,8 +54,8 @@ def unit_config(fit: dict[str, Any], genome: Genome, space: SearchSpace, epochs:
     model.update({k: extras[k] for k in ("lr", "dropout") if k in extras})
     trainer = {"max_epochs": epochs, "limit_train_batches": train_batches or 1.0, "logger": False,
                "enable_progress_bar": False, "enable_model_summary": False, "default_root_dir": str(folder)}
-    config = deep_merge(fit, {"model": {"init_args": model}, "data": {"block_size": space.block_of(genome)},
-                              "trainer": trainer, "test_after_fit": False})
+    config = deep_merge(fit, {"model": {"init_args": model}, "trainer": trainer, "test_after_fit": False})
+    config = with_settings(config, "data", {"block_size": space.block_of(genome)})
     config["trainer"] = with_checkpoint_folder(config["trainer"], folder / "checkpoints")
     for callback in config["trainer"]["callbacks"]:  # only the best score is needed, not the weights
         if isinstance(callback, dict) and callback.get("class_path", "").endswith("ModelCheckpoint"):
@@ -77,7 +78,7 @@ def distil(genomes: list[Genome], space: SearchSpace, fit: str | dict[str, Any] 
            train_batches: int | None, output: Path, on_done: Callable[[int], None] | None = None) -> list[dict]:
     """Each genome's unit result (``genome``, ``accuracy``, ``seconds``), running the units not yet done."""
     base = student_fit_config(fit)
-    soft_labels = base.get("model", {}).get("init_args", {}).get("soft_labels")
+    soft_labels = base.get("data", {}).get("init_args", {}).get("soft_labels")
     labels = hash_files(Path(soft_labels)) if soft_labels and Path(soft_labels).exists() else None
     results = []
     for index, genome in enumerate(genomes):

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from rich.progress import Progress
+
 from lit_compressor.core.errors import UserError
 from lit_compressor.search.cost import cost, size_of
 from lit_compressor.search.latency_model import FEATURES, LatencyModel, Timing, fit, median
@@ -133,9 +135,9 @@ def within_size(space: SearchSpace, size_kind: str, max_size_mb: float | None) -
 
 
 def latency_model(space: SearchSpace, settings: LatencySettings, task, tokenizer_cache: Path, seed: int,
-                  accept: Callable[[Genome], bool], on_progress: Callable[[str, int, int], None] | None = None
-                  ) -> tuple[LatencyModel, dict]:
-    """Time genomes (cached), fit the model, and check it on ``check_genomes`` further random genomes."""
+                  accept: Callable[[Genome], bool], progress: Progress | None = None) -> tuple[LatencyModel, dict]:
+    """Time genomes (cached), fit the model, and check it on ``check_genomes`` further random genomes
+    (a ``progress`` bar counts them)."""
     if task is None:
         raise UserError("latency is timed on the task's test inputs, but the search has no task.",
                         fix="Give --task (a task YAML or mapping), as compress does.")
@@ -149,12 +151,12 @@ def latency_model(space: SearchSpace, settings: LatencySettings, task, tokenizer
     to_fit = spread(on_grid, settings.fit_genomes, Scaler.of(space), rng)
     others = feasible(space, random.Random(f"{seed}:latency-check"), settings.check_genomes + len(to_fit),
                       lambda g: g not in to_fit and accept(g), "latency check genomes")[: settings.check_genomes]
-    total = len(to_fit) + len(others)
+    bar = progress.add_task("timing genomes", total=len(to_fit) + len(others)) if progress else None
     timings: list[Timing] = []
     for genome in to_fit + others:
         timings.append(timer.time(genome))
-        if on_progress is not None:
-            on_progress("timing genomes", len(timings), total)
+        if progress:
+            progress.advance(bar)
     fitted, checks = timings[: len(to_fit)], timings[len(to_fit):]
     model = LatencyModel(fit(fitted, space), grid, [timer.token_counts(v) for v in grid], settings.runtime,
                          timer.machine, fitted)
@@ -177,9 +179,10 @@ def latency_model(space: SearchSpace, settings: LatencySettings, task, tokenizer
 
 
 def accuracy_predictor(space: SearchSpace, settings: PredictorSettings, output: Path, seed: int,
-                       accept: Callable[[Genome], bool], on_progress: Callable[[str, int, int], None] | None = None
+                       accept: Callable[[Genome], bool], progress: Progress | None = None
                        ) -> tuple[AccuracyPredictor, dict]:
-    """Distil ``samples`` spread-out genomes within the budgets (cached units) and fit the predictor."""
+    """Distil ``samples`` spread-out genomes within the budgets (cached units) and fit the predictor (a
+    ``progress`` bar counts them)."""
     if settings.samples < 3:
         raise UserError(f"the accuracy predictor needs at least 3 samples, got {settings.samples}.")
     from lit_compressor.measure.distillation import distil
@@ -187,9 +190,9 @@ def accuracy_predictor(space: SearchSpace, settings: PredictorSettings, output: 
     rng = random.Random(f"{seed}:predictor")
     candidates = feasible(space, rng, 50 * settings.samples, accept, "predictor samples")
     genomes = spread(candidates, settings.samples, Scaler.of(space), rng)
+    bar = progress.add_task("distilling samples", total=len(genomes)) if progress else None
     results = distil(genomes, space, settings.fit, settings.epochs, settings.train_batches, output,
-                     on_done=(lambda done: on_progress("distilling samples", done, len(genomes)))
-                     if on_progress else None)
+                     on_done=(lambda done: progress.update(bar, completed=done)) if progress else None)
     predictor = AccuracyPredictor(space, [tuple(r["genome"]) for r in results], [r["accuracy"] for r in results])
     report = predictor.report()
     report["samples"] = [{**dict(zip(space.gene_names, r["genome"], strict=True)), "accuracy": r["accuracy"],

@@ -40,7 +40,7 @@ from lit_compressor.data.readers import normalize_whitespace
 from lit_compressor.data.task import TaskData, seeded_sample
 from lit_compressor.nn.student import build_student
 from lit_compressor.nn.tokenization import CodeEncoder, train_student_tokenizer
-from lit_compressor.runtime.onnx import export_onnx, optimize_onnx, quantize_onnx
+from lit_compressor.runtime.onnx import export_chain
 from lit_compressor.runtime.runners import OrtRunner, TorchRunner
 from lit_compressor.search.latency_model import RUNTIMES, Timing
 from lit_compressor.search.space import Genome, SearchSpace
@@ -157,11 +157,8 @@ class Timer:
             torch.set_num_threads(self.threads)
             return TorchRunner(model)
         sample = encoder.encode_codes(self.inputs[:2])
-        path = optimize_onnx(export_onnx(model, sample, folder / "model.onnx"), folder / "model.optimized.onnx",
-                             model.config)
-        if self.runtime == "onnx-int8":
-            path = quantize_onnx(path, folder / "model.int8.onnx")
-        return OrtRunner(path, self.threads)
+        files = export_chain(model, sample, folder, int8=self.runtime == "onnx-int8")
+        return OrtRunner(files[self.runtime], self.threads)
 
 
 def time_genomes(timer: Timer, genomes: Sequence[Genome], on_done=None) -> list[Timing]:

@@ -1,7 +1,8 @@
 """Turning code into model inputs: whitespace normalisation, truncation to a block, padding.
 
-Also trains the student's byte-level BPE tokenizer (Compressor's: lower-cased, ``<s> <pad> </s> <unk>``
-as ids 0-3) with exactly the vocabulary size the search chose.
+Also trains byte-level BPE tokenizers: the student's (Compressor's: lower-cased, ``<s> <pad> </s> <unk>``
+as ids 0-3) with exactly the vocabulary size the search chose, and, with the same trainer, ``benchmark``'s
+CodeBERT-vocabulary proxy.
 """
 
 from __future__ import annotations
@@ -76,8 +77,15 @@ def corpus_fingerprint(texts: Iterable[str]) -> str:
 
 
 def train_student_tokenizer(texts: Sequence[str], vocab_size: int, cache_dir: str | Path | None = None,
-                            lowercase: bool = True) -> PreTrainedTokenizerFast:
-    """Train (or reuse from ``cache_dir``) a byte-level BPE tokenizer with exactly ``vocab_size`` tokens."""
+                            lowercase: bool = True, exact_size: bool = True) -> PreTrainedTokenizerFast:
+    """Train (or reuse from ``cache_dir``) a byte-level BPE tokenizer of ``vocab_size`` tokens, ``<s> <pad> </s>
+    <unk>`` as ids 0-3, trained on the whitespace-normalised ``texts``: the project's one BPE trainer.
+
+    The student's (the defaults): lower-cased, with exactly ``vocab_size`` tokens (a corpus that yields fewer is
+    an error). ``exact_size=False`` keeps what the corpus yields, up to ``vocab_size``: ``benchmark``'s
+    CodeBERT-vocabulary proxy (not lower-cased, up to 50,265) and the largest vocabulary a corpus allows. A
+    cached tokenizer is reused only for the same corpus, size and casing.
+    """
     minimum = len(pre_tokenizers.ByteLevel.alphabet()) + len(SPECIAL_TOKENS)
     if vocab_size < minimum:
         raise UserError(f"a byte-level BPE vocabulary needs at least {minimum} tokens, got {vocab_size}.",
@@ -86,8 +94,21 @@ def train_student_tokenizer(texts: Sequence[str], vocab_size: int, cache_dir: st
     if cache_dir is not None:
         key = f"{corpus_fingerprint(texts)}-v{vocab_size}{'-lower' if lowercase else ''}"
         cache_file = Path(cache_dir) / key / "tokenizer.json"
-        if cache_file.is_file():
-            return wrap_tokenizer(Tokenizer.from_file(str(cache_file)))
+    if cache_file is not None and cache_file.is_file():
+        tokenizer = Tokenizer.from_file(str(cache_file))
+    else:
+        tokenizer = _train_bpe(texts, vocab_size, lowercase)
+        if cache_file is not None:
+            with atomic_path(cache_file) as tmp:
+                tokenizer.save(str(tmp))
+    if exact_size and tokenizer.get_vocab_size() != vocab_size:
+        raise UserError(
+            f"the corpus of {len(texts)} functions yields only {tokenizer.get_vocab_size()} BPE tokens, "
+            f"fewer than vocab_size {vocab_size}.", fix="Use more unlabelled code or a smaller vocab_size.")
+    return wrap_tokenizer(tokenizer)
+
+
+def _train_bpe(texts: Sequence[str], vocab_size: int, lowercase: bool) -> Tokenizer:
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
     if lowercase:
         tokenizer.normalizer = normalizers.Lowercase()
@@ -96,13 +117,6 @@ def train_student_tokenizer(texts: Sequence[str], vocab_size: int, cache_dir: st
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tokenizer.train_from_iterator((normalize_whitespace(t) for t in texts), trainer=trainer)
-    if tokenizer.get_vocab_size() != vocab_size:
-        raise UserError(
-            f"the corpus of {len(texts)} functions yields only {tokenizer.get_vocab_size()} BPE tokens, "
-            f"fewer than vocab_size {vocab_size}.", fix="Use more unlabelled code or a smaller vocab_size.")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
-    if cache_file is not None:
-        with atomic_path(cache_file) as tmp:
-            tokenizer.save(str(tmp))
-    return wrap_tokenizer(tokenizer)
+    return tokenizer

@@ -49,8 +49,11 @@ class TinyClassifier:
         """``[B, num_labels]`` logits of rows of ``num_inputs`` functions each."""
         return self.runner(**self.encoder.encode_codes(rows))  # a data-flow encoder adds position ids
 
-    def predict(self, *codes: str) -> Prediction:
-        """One function (single-input models) or two (pair models)."""
+    def predict(self, *codes: str | Sequence[str]) -> Prediction:
+        """One function (single-input models) or two (pair models): ``predict(code_a, code_b)``, or the pair as
+        one tuple, ``predict((code_a, code_b))``."""
+        if len(codes) == 1 and not isinstance(codes[0], str):
+            codes = tuple(codes[0])
         return self.predict_batch([codes])[0]
 
     def predict_batch(self, rows: Sequence[str | Sequence[str]], batch_size: int = 32) -> list[Prediction]:
@@ -58,9 +61,10 @@ class TinyClassifier:
         rows = [(row,) if isinstance(row, str) else tuple(row) for row in rows]
         for row in rows:
             if len(row) != self.num_inputs:
-                raise UserError(f"this model reads {self.num_inputs} function(s) per prediction, "
-                                f"got {len(row)}.",
-                                fix="Pass one code string, or a (code_a, code_b) pair for a pair model.")
+                usage = "predict(code_a, code_b)" if self.num_inputs == 2 else "predict(code)"
+                raise UserError(f"this model reads {self.num_inputs} function(s) per prediction, got {len(row)}.",
+                                fix=f"Call {usage}; predict_batch takes a list of "
+                                    f"{'(code_a, code_b) pairs' if self.num_inputs == 2 else 'code strings'}.")
         predictions: list[Prediction] = []
         for start in range(0, len(rows), batch_size):
             probabilities = softmax(self.logits(rows[start:start + batch_size]).astype(np.float64))

@@ -31,3 +31,19 @@ def accuracy(logits: np.ndarray, examples: list[Example]) -> float | None:
     return float((logits.argmax(-1)[known] == labels[known]).mean()) if known.any() else None
 
 
+
+
+def scores(logits: np.ndarray, examples: list[Example], positive_label: int = 1) -> dict[str, float | list[int]] | None:
+    """Accuracy, and precision, recall and F1 of the positive class, and the predicted class counts, on the
+    examples that have a label (None when none has)."""
+    labels = np.array([-1 if e.label is None else e.label for e in examples])
+    known = labels >= 0
+    if not known.any():
+        return None
+    predicted, truth = logits.argmax(-1)[known], labels[known]
+    hits = int(((predicted == positive_label) & (truth == positive_label)).sum())
+    precision = hits / max(int((predicted == positive_label).sum()), 1)
+    recall = hits / max(int((truth == positive_label).sum()), 1)
+    return {"accuracy": float((predicted == truth).mean()), "precision": precision, "recall": recall,
+            "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+            "prediction_counts": np.bincount(predicted, minlength=logits.shape[-1]).tolist()}

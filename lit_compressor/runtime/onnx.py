@@ -75,3 +75,19 @@ def quantize_onnx(source: Path, path: Path) -> Path:
     return path
 
 
+
+
+ONNX_FILES = {"onnx": "model.optimized.onnx", "onnx-int8": "model.int8.onnx"}
+
+
+def export_chain(model: torch.nn.Module, sample: dict[str, torch.Tensor], folder: Path,
+                 int8: bool = True) -> dict[str, Path]:
+    """The whole chain into ``folder``: ``model.onnx`` -> ``model.optimized.onnx`` (backend ``onnx``) ->
+    ``model.int8.onnx`` (backend ``onnx-int8``); the files of each backend, as ``export`` ships them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    optimized = optimize_onnx(export_onnx(model, sample, folder / "model.onnx"), folder / ONNX_FILES["onnx"],
+                              model.config)
+    files = {"onnx": optimized}
+    if int8:
+        files["onnx-int8"] = quantize_onnx(optimized, folder / ONNX_FILES["onnx-int8"])
+    return files

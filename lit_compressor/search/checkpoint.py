@@ -1,4 +1,4 @@
-"""The generation checkpoint: population, history and RNG state after each generation, as JSON.
+"""The generation checkpoint: population, history (the logbook's entries) and RNG state, as JSON.
 
 Written atomically (:mod:`lit_compressor.core.files`), so a search killed at any instant leaves either the
 previous or the new checkpoint, and resuming from it ends exactly as an uninterrupted run.
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from lit_compressor.core.errors import UserError
 from lit_compressor.core.files import atomic_write_text
-from lit_compressor.search.ga import EvolutionState
+from lit_compressor.search.ga import EvolutionState, logbook
 
 CHECKPOINT_NAME = "checkpoint.json"
 
@@ -40,5 +40,5 @@ def load(path: Path, settings: dict) -> EvolutionState | None:
                         where=path, fix="Use another --output, or delete the checkpoint to start afresh.")
     version, internal, gauss = payload["rng_state"]
     return EvolutionState(payload["restart"], payload["generation"], payload["population"],
-                          (version, tuple(internal), gauss), payload["history"], payload["finished"],
+                          (version, tuple(internal), gauss), logbook(payload["history"]), payload["finished"],
                           payload.get("tags", []))

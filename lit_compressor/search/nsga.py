@@ -9,13 +9,17 @@ over they are, so the front holds only genomes within the size budget.
 Breeding is the GA's (uniform parents, crossover else mutation, no duplicates); survival is
 ``selNSGA2`` over parents + children. The result is the first non-dominated front of the final
 population, from which :func:`pick` takes the best genome within ``max_latency_ms`` and
-``max_size_mb`` by the config's rule (default: the most accurate).
+``max_size_mb`` by the config's rule (default: the most accurate). Each generation's logbook entry
+(:func:`nsga_record`) holds the front's size and the best value of each objective.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Literal
+
+from deap import tools
 
 from lit_compressor.core.errors import UserError
 from lit_compressor.search.cost import Cost, size_of
@@ -42,7 +46,6 @@ def size_penalty(evaluate: Callable, price: Callable[[Genome], Cost], size_kind:
     """``evaluate`` with genomes over the size budget penalised by ``tools.DeltaPenalty``."""
     if max_size_mb is None:
         return evaluate
-    from deap import tools
 
     def excess(genome: list) -> float:
         return size_of(price(tuple(genome)), size_kind) - max_size_mb
@@ -52,10 +55,23 @@ def size_penalty(evaluate: Callable, price: Callable[[Genome], Cost], size_kind:
 
 def pareto_front(population: list) -> list:
     """The first non-dominated front, sorted by latency (then accuracy, genes)."""
-    from deap import tools
-
     front = tools.sortNondominated(population, len(population), first_front_only=True)[0]
     return sorted(front, key=lambda ind: (ind.fitness.values[1], -ind.fitness.values[0], tuple(ind)))
+
+
+def _best(reduce: Callable, objective: int, values: tuple[tuple[float, ...], ...]) -> float:
+    return reduce(v[objective] for v in values)
+
+
+OBJECTIVE_STATISTICS = tools.Statistics(key=attrgetter("fitness.values"))
+OBJECTIVE_STATISTICS.register("max_accuracy", _best, max, 0)
+OBJECTIVE_STATISTICS.register("min_latency_ms", _best, min, 1)
+OBJECTIVE_STATISTICS.register("min_size_mb", _best, min, 2)
+
+
+def nsga_record(population: list) -> dict:
+    """NSGA-II's generation record: the first front's size and each objective's best value."""
+    return {"front_size": len(pareto_front(population)), **OBJECTIVE_STATISTICS.compile(population)}
 
 
 def pick(front: list, rule: Pick = "max_accuracy", max_size_mb: float | None = None,

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from deap import tools
+
 from lit_compressor.core.files import atomic_write_text
 from lit_compressor.search.architecture import StudentArchitecture
 
@@ -37,13 +39,13 @@ def _figure(width: float = 6, height: float = 4):
     return figure
 
 
-def plot_fitness(path: Path, history: list[dict], title: str) -> None:
-    """Best and mean fitness over generations (the GA)."""
+def plot_fitness(path: Path, history: tools.Logbook, title: str) -> None:
+    """Best and mean fitness over generations (the GA's logbook)."""
     figure = _figure()
     ax = figure.add_subplot()
-    generations = [h["generation"] for h in history]
-    ax.plot(generations, [h["best_fitness"] for h in history], label="best")
-    ax.plot(generations, [h["mean_fitness"] for h in history], label="population mean", alpha=0.7)
+    generations, best, mean = history.select("generation", "best_fitness", "mean_fitness")
+    ax.plot(generations, best, label="best")
+    ax.plot(generations, mean, label="population mean", alpha=0.7)
     ax.set(xlabel="generation", ylabel="fitness (GFLOPs - |MB - target|)", title=title)
     ax.legend()
     figure.tight_layout()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +12,13 @@ from transformers import get_linear_schedule_with_warmup
 
 from lit_compressor.data.readers import Example
 from lit_compressor.nn.classifier import CodeClassifier
-from lit_compressor.nn.folders import parameter_count, save_classifier
+from lit_compressor.nn.folders import save_classifier
 from lit_compressor.nn.tokenization import CodeEncoder
+from lit_compressor.training.callbacks import SaveModelFolder
 from lit_compressor.training.metrics import classification_metrics, prediction_record, scalar_metrics
-from lit_compressor.training.resume import load_checkpoint_state
 
-BATCH_KEYS = ("labels", "ids", "function_rows", "pair_index")
+BATCH_KEYS = ("labels", "ids", "pair_index", "target_logits", "target_vectors", "target_known")
+"""What a batch holds besides the model's inputs (the ``teacher_*`` inputs aside)."""
 
 
 def model_inputs(batch: dict, prefix: str = "") -> dict[str, torch.Tensor]:
@@ -29,15 +29,17 @@ def model_inputs(batch: dict, prefix: str = "") -> dict[str, torch.Tensor]:
 
 
 class ClassifierModule(L.LightningModule):
-    """Base class: subclasses set ``self.model``, ``self.tokenizer`` and write ``training_step``.
+    """Base class: subclasses set ``self.model`` (and ``self.tokenizer`` when the model brings its own) and write
+    ``training_step``.
 
     Validation and test report accuracy and the positive class's precision, recall and F1.
-    ``output_dir``, when set, receives the best model as a Hugging Face folder after ``fit`` and its
-    test metrics (``metrics.json``) after ``test``.
+    ``output_dir``, when set, receives the best model as a model folder after ``fit`` and its test metrics
+    (``metrics.json``) after ``test``: the :class:`~lit_compressor.training.callbacks.SaveModelFolder` callback
+    that every module brings (:meth:`configure_callbacks`) writes them.
     """
 
-    train_split = "labelled"
     model: CodeClassifier
+    tokenizer = None
 
     def __init__(self, num_inputs: int = 2, num_labels: int = 2, positive_label: int = 1, block_size: int = 400,
                  lr: float = 2e-5, weight_decay: float = 0.0, warmup_ratio: float = 0.1,
@@ -49,12 +51,15 @@ class ClassifierModule(L.LightningModule):
         self.output_dir = output_dir
         self.val_metrics = classification_metrics(num_labels)
         self.test_metrics = classification_metrics(num_labels)
+        self.test_results: dict[str, Any] | None = None
         self._code_encoder: CodeEncoder | None = None
 
     # --- batching -------------------------------------------------------------------------------
     @property
-    def code_encoder(self) -> CodeEncoder:
-        if self._code_encoder is None:
+    def code_encoder(self) -> CodeEncoder | None:
+        """The batch builder of the model's own tokenizer, which its data module encodes with (None when the
+        data module owns the tokenizer: a distilled student's)."""
+        if self._code_encoder is None and self.tokenizer is not None:
             self._code_encoder = CodeEncoder(self.tokenizer, self.block_size)
         return self._code_encoder
 
@@ -104,10 +109,8 @@ class ClassifierModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         values = scalar_metrics(self.test_metrics, self._positive())
         self.log_dict({f"test/{k}": v for k, v in values.items()})
-        predictions = prediction_record(self.test_metrics)
+        self.test_results = {**values, **prediction_record(self.test_metrics)}
         self.test_metrics.reset()
-        if self.output_dir and self.trainer.is_global_zero:
-            self.write_metrics({**values, **predictions})
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict[str, Any]:
         return {"ids": batch["ids"], "logits": self(batch).float().cpu()}
@@ -128,24 +131,15 @@ class ClassifierModule(L.LightningModule):
     def export_metadata(self) -> dict[str, Any]:
         return {"block_size": self.block_size, "positive_label": self.positive_label, "method": type(self).__name__}
 
-    def save_model_folder(self, folder: str | Path) -> Path:
-        return save_classifier(self.model, self.tokenizer, folder, self.export_metadata())
+    def save_model_folder(self, folder: str | Path, tokenizer=None) -> Path:
+        """The model as a folder, with ``tokenizer`` (default: the model's own)."""
+        return save_classifier(self.model, tokenizer or self.tokenizer, folder, self.export_metadata())
 
-    def on_fit_end(self) -> None:
-        if not self.output_dir or not self.trainer.is_global_zero:
-            return
-        best = getattr(self.trainer.checkpoint_callback, "best_model_path", "")
-        current = {k: v.clone() for k, v in self.state_dict().items()}
-        if best:
-            self.load_state_dict(load_checkpoint_state(best), strict=False)
-        self.save_model_folder(self.output_dir)
-        self.load_state_dict(current, strict=False)
+    def own_callbacks(self) -> list[L.Callback]:
+        """The callbacks the module's settings need (a subclass adds its own)."""
+        return [SaveModelFolder()]
 
-    def write_metrics(self, values: dict[str, Any]) -> None:
-        """``metrics.json``: test metrics, parameters, fp32 size (MB = 1e6 bytes, as the search) and size on disk."""
-        params = parameter_count(self.model)
-        weights = Path(self.output_dir) / "model.safetensors"
-        record = {**values, "params": params, "size_mb": params * 4 / 1e6,
-                  "disk_mb": weights.stat().st_size / 1e6 if weights.exists() else None}
-        Path(self.output_dir).mkdir(parents=True, exist_ok=True)
-        (Path(self.output_dir) / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
+    def configure_callbacks(self) -> list[L.Callback]:
+        """:meth:`own_callbacks`, but those of a kind the trainer has already (given, or attached by an earlier fit)."""
+        present = {type(callback) for callback in self.trainer.callbacks} if self._trainer is not None else set()
+        return [callback for callback in self.own_callbacks() if type(callback) not in present]

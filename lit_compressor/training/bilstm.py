@@ -2,11 +2,12 @@
 
 Embedding -> one bidirectional LSTM layer -> the final forward and backward states (pairs: both
 functions', concatenated) -> dense head. Trained exactly like the transformer students
-(:class:`DistillationModule`: soft labels of the unlabelled split, student BPE tokenizer); only the
-model differs. Sized by ``target_mb`` (fp32 MB, params * 4 / 1e6): the LSTM hidden size is solved
-for, given the vocabulary and embedding sizes. Not a ``transformers`` model: the folder holds
-``model.safetensors``, ``bilstm.json`` and the tokenizer; :meth:`BiLSTMModule.load_folder` reads it.
-"""
+(:class:`DistillationModule`, with the same
+:class:`~lit_compressor.training.distillation_data.DistillationDataModule`: soft labels of the unlabelled
+split, student BPE tokenizer); only the model differs. Sized by ``target_mb`` (fp32 MB, params * 4 / 1e6):
+the LSTM hidden size is solved for, given the vocabulary and embedding sizes. Not a ``transformers`` model:
+the folder holds ``model.safetensors``, ``bilstm.json`` and the tokenizer; :meth:`BiLSTMModule.load_folder`
+reads it."""
 
 from __future__ import annotations
 
@@ -91,18 +92,18 @@ class BiLSTMModule(DistillationModule):
     """
 
     def __init__(self, target_mb: float | None = 3.0, vocab_size: int = 1000, embedding_dim: int = 128,
-                 hidden_size: int | None = None, soft_labels: str | None = None, teacher: str | None = None,
-                 targets: str = "cached", temperature: float = 1.0, alpha: float = 0.0,
-                 tokenizer_cache: str = "runs/cache/tokenizers", dropout: float = 0.1, num_inputs: int = 2,
-                 num_labels: int = 2, positive_label: int = 1, block_size: int = 400, lr: float = 1e-3,
-                 weight_decay: float = 0.0, warmup_ratio: float = 0.05, output_dir: str | None = None):
+                 hidden_size: int | None = None, teacher: str | None = None, targets: str = "cached",
+                 temperature: float = 1.0, alpha: float = 0.0, dropout: float = 0.1, teacher_head: dict | None = None,
+                 num_inputs: int = 2, num_labels: int = 2, positive_label: int = 1, block_size: int = 400,
+                 lr: float = 1e-3, weight_decay: float = 0.0, warmup_ratio: float = 0.05,
+                 output_dir: str | None = None):
         if hidden_size is None and target_mb is None:
             raise UserError("BiLSTM needs target_mb or hidden_size.", "model.init_args.target_mb")
         # set before DistillationModule.__init__, which calls build_model
         self.shape = (BiLSTMShape(vocab_size, embedding_dim, hidden_size) if hidden_size is not None
                       else solve_shape(target_mb, vocab_size, embedding_dim, num_inputs, num_labels))
-        super().__init__(targets=targets, soft_labels=soft_labels, teacher=teacher, temperature=temperature,
-                         alpha=alpha, tokenizer_cache=tokenizer_cache, dropout=dropout, num_inputs=num_inputs,
+        super().__init__(targets=targets, teacher=teacher, temperature=temperature, alpha=alpha, dropout=dropout,
+                         teacher_head=teacher_head, num_inputs=num_inputs,
                          num_labels=num_labels, positive_label=positive_label, block_size=block_size, lr=lr,
                          weight_decay=weight_decay, warmup_ratio=warmup_ratio, output_dir=output_dir,
                          inputs="plain")  # a BiLSTM reads code sub-words, whatever its teacher reads
@@ -118,8 +119,8 @@ class BiLSTMModule(DistillationModule):
         return {"block_size": self.block_size, "positive_label": self.positive_label, "method": type(self).__name__,
                 "shape": asdict(self.shape), "num_inputs": self.num_inputs, "num_labels": self.num_labels}
 
-    def save_model_folder(self, folder: str | Path) -> Path:
-        return save_state_folder(self.model, self.tokenizer, folder, "bilstm.json", self.export_metadata())
+    def save_model_folder(self, folder: str | Path, tokenizer=None) -> Path:
+        return save_state_folder(self.model, tokenizer or self.tokenizer, folder, "bilstm.json", self.export_metadata())
 
     @staticmethod
     def load_folder(folder: str | Path) -> tuple[BiLSTMClassifier, Any, dict[str, Any]]:

@@ -1,7 +1,8 @@
-"""Callbacks for runs at scale: what a W&B run records beyond Lightning's own logging."""
+"""Callbacks: writing a module's output folder, and what a W&B run records beyond Lightning's own logging."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from lightning.pytorch.loggers import WandbLogger
 
 from lit_compressor.core.errors import UserError
 from lit_compressor.nn.folders import parameter_count
+from lit_compressor.training.resume import load_checkpoint_state
 
 ARCHITECTURE_KEYS = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size",
                      "vocab_size")
@@ -38,6 +40,34 @@ def model_size(pl_module: L.LightningModule) -> dict[str, float | None]:
     weights = Path(output_dir) / "model.safetensors" if output_dir else None
     disk = weights.stat().st_size / 1e6 if weights is not None and weights.is_file() else None
     return {"params": params, "size_mb": params * 4 / 1e6, "disk_mb": disk}
+
+
+class SaveModelFolder(Callback):
+    """Writes the module's ``output_dir`` (rank 0 only; nothing when it is unset).
+
+    After ``fit``: the best checkpoint's weights (the last ones without a checkpoint) as a model folder, with
+    the tokenizer of the data module when it owns one (a distilled student's BPE), else the module's own; the
+    module keeps its current weights. After ``test``: ``metrics.json``, the test metrics, parameters, fp32
+    size (MB = 1e6 bytes, as the search prices it) and the weights' size on disk.
+    """
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not pl_module.output_dir or not trainer.is_global_zero:
+            return
+        best = getattr(trainer.checkpoint_callback, "best_model_path", "")
+        current = {k: v.clone() for k, v in pl_module.state_dict().items()}
+        if best:
+            pl_module.load_state_dict(load_checkpoint_state(best), strict=False)
+        pl_module.save_model_folder(pl_module.output_dir, getattr(trainer.datamodule, "tokenizer", None))
+        pl_module.load_state_dict(current, strict=False)
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not pl_module.output_dir or not trainer.is_global_zero or pl_module.test_results is None:
+            return
+        folder = Path(pl_module.output_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "metrics.json").write_text(json.dumps({**pl_module.test_results, **model_size(pl_module)},
+                                                         indent=2) + "\n")
 
 
 class WandbSummary(Callback):

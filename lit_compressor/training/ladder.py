@@ -157,8 +157,6 @@ class LadderSideModule(ClassifierModule):
     Deployment needs the backbone *and* the side network: :meth:`size_mb` counts both.
     """
 
-    train_split = "labelled"
-
     def __init__(self, model_name_or_path: str = "sentence-transformers/all-MiniLM-L6-v2", reduction: int = 8,
                  gate_temperature: float = 0.1, dropout: float = 0.1, num_inputs: int = 2, num_labels: int = 2,
                  positive_label: int = 1, block_size: int = 400, lr: float = 1e-3, weight_decay: float = 0.0,
@@ -183,11 +181,11 @@ class LadderSideModule(ClassifierModule):
         return {**super().export_metadata(), "num_inputs": self.num_inputs, "num_labels": self.num_labels,
                 "reduction": self.model.reduction, "gate_temperature": self.model.gate_temperature}
 
-    def save_model_folder(self, folder: str | Path) -> Path:
+    def save_model_folder(self, folder: str | Path, tokenizer=None) -> Path:
         folder = Path(folder)
         (folder / "backbone").mkdir(parents=True, exist_ok=True)
         self.model.backbone.config.save_pretrained(folder / "backbone")
-        return save_state_folder(self.model, self.tokenizer, folder, "ladder.json", self.export_metadata())
+        return save_state_folder(self.model, tokenizer or self.tokenizer, folder, "ladder.json", self.export_metadata())
 
     @staticmethod
     def load_folder(folder: str | Path) -> tuple[LadderSideNetwork, Any, dict[str, Any]]:

@@ -7,16 +7,17 @@
 :class:`ExactResume` (a callback; add it to ``trainer.callbacks``) makes ``fit --ckpt_path last``
 after a crash or a SIGKILL end with the same weights and metrics as an uninterrupted run:
 
-- the training order of each epoch is a permutation seeded by ``(seed, epoch)``, not drawn from the
-  global random generator (whose state a restart loses);
-- the training loader is *stateful*: a checkpoint records how many batches of the current epoch were
-  served, and a resumed run skips exactly those (Lightning restores the step counters but, for a
-  plain ``DataLoader``, restarts the epoch's data from its first batch);
+- the data module's training loader (torchdata's ``StatefulDataLoader``) draws each epoch's order from a
+  generator of its own, seeded with the run's seed, not from the global one (whose state a restart loses);
+- a checkpoint records the loader's state (the epoch's generator state and the batches served), and a
+  resumed run continues from there (Lightning restores the step counters but, for a plain ``DataLoader``,
+  restarts the epoch's data from its first batch);
 - the random generators (Python, NumPy, torch) are saved in the checkpoint and restored before the
   first resumed step, so dropout draws the same masks.
 
-Single process only (CPU or one GPU); under DDP Lightning's ``DistributedSampler`` is already seeded
-by epoch, and the callback leaves the loaders alone.
+Single process only (CPU or one GPU), with a :class:`~lit_compressor.training.datamodule.CodeDataModule`;
+under DDP Lightning's ``DistributedSampler`` is already seeded by epoch, and the callback leaves the loaders
+alone.
 """
 
 from __future__ import annotations
@@ -24,17 +25,16 @@ from __future__ import annotations
 import os
 import pickle
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
-from torch.utils.data import DataLoader, RandomSampler, Sampler, SequentialSampler
+from torchdata.stateful_dataloader import StatefulDataLoader
 
 from lit_compressor.core.errors import UserError
-from lit_compressor.training.seeding import epoch_generator, epoch_seed
+from lit_compressor.training.datamodule import CodeDataModule
 
 
 def load_checkpoint_state(path: str | Path, key: str | None = "state_dict") -> Any:
@@ -64,69 +64,6 @@ def load_checkpoint_state(path: str | Path, key: str | None = "state_dict") -> A
     return checkpoint[key]
 
 
-class EpochShuffleSampler(Sampler[int]):
-    """A random permutation of ``range(n)`` seeded by ``(seed, epoch)``; ``start`` skips its first indices."""
-
-    def __init__(self, n: int, seed: int = 0):
-        self.n, self.seed, self.epoch, self.start = n, seed, 0, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __iter__(self) -> Iterator[int]:
-        generator = epoch_generator(self.seed, self.epoch)
-        order = torch.randperm(self.n, generator=generator).tolist()
-        start, self.start = self.start, 0
-        return iter(order[start:])
-
-
-class ResumableLoader(DataLoader):
-    """A ``DataLoader`` whose ``state_dict`` records the batches served in the current epoch.
-
-    After ``load_state_dict`` the next epoch's iteration skips the batches already trained on (by
-    index, without reading or collating them). Its length stays the full epoch's, as Lightning expects.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self._served = 0
-        self._skip = 0
-
-    @classmethod
-    def from_loader(cls, loader: DataLoader, seed: int) -> ResumableLoader:
-        """The same data, batch size and collate function; a random sampler becomes an epoch-seeded one."""
-        shuffle = isinstance(loader.sampler, RandomSampler)
-        sampler = EpochShuffleSampler(len(loader.dataset), seed) if shuffle else SequentialSampler(loader.dataset)
-        # its own generator: creating an iterator draws a worker seed, which must not touch the global one
-        return cls(loader.dataset, batch_size=loader.batch_size, sampler=sampler, collate_fn=loader.collate_fn,
-                   num_workers=loader.num_workers, drop_last=loader.drop_last, pin_memory=loader.pin_memory,
-                   persistent_workers=loader.persistent_workers, generator=torch.Generator().manual_seed(seed))
-
-    def state_dict(self) -> dict[str, int]:
-        return {"batches": self._served}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        batches = int(state.get("batches", 0))
-        self._skip = batches if 0 < batches < len(self) else 0  # a finished epoch resumes at the next one
-
-    def __iter__(self) -> Iterator[Any]:
-        skip, self._skip = self._skip, 0
-        if skip and self.batch_size and hasattr(self.sampler, "start"):
-            self.sampler.start = skip * self.batch_size
-        else:
-            skip = 0
-        self._served = skip
-        if self.generator is not None:  # worker seeds depend on (seed, epoch) only
-            epoch = getattr(self.sampler, "epoch", 0)
-            self.generator.manual_seed(epoch_seed(getattr(self.sampler, "seed", 0), epoch))
-        for batch in super().__iter__():
-            self._served += 1
-            yield batch
-
-
 def random_state() -> dict[str, Any]:
     """The Python, NumPy and torch random generators' states, as tensors and plain values only."""
     kind, keys, position, has_gauss, gauss = np.random.get_state()
@@ -154,7 +91,7 @@ def set_random_state(state: dict[str, Any]) -> None:
 class ExactResume(Callback):
     """Makes a resumed ``fit`` bit-identical to an uninterrupted one (see the module docstring).
 
-    ``seed`` seeds the epoch permutations; by default the seed given to ``seed_everything``.
+    ``seed`` seeds the training order; by default the seed given to ``seed_everything``.
     """
 
     def __init__(self, seed: int | None = None):
@@ -167,17 +104,10 @@ class ExactResume(Callback):
         datamodule = trainer.datamodule
         if stage != "fit" or trainer.world_size > 1 or datamodule is None:
             return
-        seed = self.seed if self.seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
-        make_loader = datamodule.train_dataloader
-        if getattr(make_loader, "_resumable", False):
-            return
-
-        def train_dataloader() -> DataLoader:
-            loader = make_loader()
-            return loader if isinstance(loader, ResumableLoader) else ResumableLoader.from_loader(loader, seed)
-
-        train_dataloader._resumable = True  # type: ignore[attr-defined]
-        datamodule.train_dataloader = train_dataloader
+        if not isinstance(datamodule, CodeDataModule):
+            raise UserError(f"ExactResume needs a lit-compressor data module, got {type(datamodule).__name__}.",
+                            "trainer.callbacks", "Use CodeDataModule (or a subclass), or remove ExactResume.")
+        datamodule.order_seed = self.seed if self.seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
 
     def state_dict(self) -> dict[str, Any]:
         return {"random": random_state(), "loader": self._loader_state()}
@@ -186,17 +116,19 @@ class ExactResume(Callback):
         self._pending = state_dict
 
     def on_train_start(self, trainer, pl_module) -> None:
-        # Lightning restores a stateful loader only when it builds the loader after the restore; a model
-        # whose optimiser needs ``estimated_stepping_batches`` builds it before, so restore it here.
+        # Lightning restores a stateful loader only when it builds the loader after the restore; a model whose
+        # optimiser needs ``estimated_stepping_batches`` builds it, and its iterator, before
+        # (Lightning-AI/pytorch-lightning#20550): restore it here and make the epoch's iterator again.
         if self._pending is None:
             return
         loader = trainer.train_dataloader
-        if isinstance(loader, ResumableLoader) and self._pending.get("loader"):
+        if isinstance(loader, StatefulDataLoader) and self._pending.get("loader"):
             loader.load_state_dict(self._pending["loader"])
+            iter(trainer.fit_loop._data_fetcher)
         if self._pending.get("random") is not None:
             set_random_state(self._pending["random"])
         self._pending = None
 
-    def _loader_state(self) -> dict[str, int]:
+    def _loader_state(self) -> dict[str, Any]:
         loader = self._trainer.train_dataloader if self._trainer is not None else None
-        return loader.state_dict() if isinstance(loader, ResumableLoader) else {}
+        return loader.state_dict() if isinstance(loader, StatefulDataLoader) else {}

@@ -35,8 +35,6 @@ class TeacherModule(ClassifierModule):
     stay frozen, which saves their backward pass (None: fine-tune everything).
     """
 
-    train_split = "labelled"
-
     def __init__(self, model_name_or_path: str = "sentence-transformers/all-MiniLM-L6-v2",
                  kind: Literal["plain", "graphcodebert"] = "plain", pooling: Literal["first", "mean"] = "first",
                  pair_head: Literal["concat", "interaction"] = "concat",

@@ -6,7 +6,8 @@ curriculum ``p = min(1, p0 + slope * step)``); the predecessor's layers stay fro
 authors' code (JetRunner/BERT-of-Theseus ``run_glue.py``) only the successor layers train in this
 phase: the embeddings and the head are the teacher's, shared and frozen. After ``replacement_epochs``
 the successor, already a real k-layer ``transformers`` encoder (``self.model``), is fine-tuned alone,
-all of it, until ``monitor`` has not improved for ``finetune_patience`` validations.
+all of it, until ``monitor`` has not improved for ``finetune_patience`` validations (Lightning's
+``EarlyStopping``, counting the fine-tuning phase's validations only).
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
+import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.callbacks import EarlyStopping
 from torch import nn
 from transformers import AutoModel, PreTrainedModel
 
@@ -99,6 +102,19 @@ def successor_classifier(teacher: CodeClassifier, bounds: list[tuple[int, int]],
     return successor
 
 
+class FinetuningEarlyStopping(EarlyStopping):
+    """Lightning's ``EarlyStopping`` (``monitor`` maximised), deaf to the validations of the replacement phase."""
+
+    def __init__(self, monitor: str, patience: int):
+        # as the hand-written stop it replaces: a missing or non-finite value is no reason to stop
+        super().__init__(monitor=monitor, mode="max", patience=patience, strict=False, check_finite=False,
+                         check_on_train_epoch_end=False)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if pl_module.finetuning:
+            super().on_validation_end(trainer, pl_module)
+
+
 class TheseusModule(ClassifierModule):
     """Progressive module replacing on the labelled split (cross-entropy), then successor fine-tuning.
 
@@ -108,8 +124,6 @@ class TheseusModule(ClassifierModule):
     of the replacement phase. Under DDP use ``strategy: ddp_find_unused_parameters_true``: a step
     leaves the successors it did not pick unused.
     """
-
-    train_split = "labelled"
 
     def __init__(self, teacher: str, successor_layers: int = 6, replacing_rate: float = 0.3,
                  scheduler: Literal["constant", "linear"] = "linear", slope: float | None = None,
@@ -131,8 +145,6 @@ class TheseusModule(ClassifierModule):
         self.scheduler_kind, self.replacing_rate, self.slope = scheduler, replacing_rate, slope
         self.replacement_epochs, self.finetune_patience = replacement_epochs, finetune_patience
         self.monitor = monitor
-        self._best: float | None = None
-        self._stale = 0
         self.set_phase(finetuning=replacement_epochs <= 0)
 
     # --- phases ---------------------------------------------------------------------------------
@@ -183,19 +195,8 @@ class TheseusModule(ClassifierModule):
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
-    def on_validation_epoch_end(self) -> None:
-        super().on_validation_epoch_end()
-        if not self.finetuning or self.trainer.sanity_checking:
-            return
-        value = self.trainer.callback_metrics.get(self.monitor)
-        if value is None:
-            return
-        if self._best is None or float(value) > self._best:
-            self._best, self._stale = float(value), 0
-        else:
-            self._stale += 1
-            if self._stale >= self.finetune_patience:
-                self.trainer.should_stop = True
+    def own_callbacks(self) -> list[L.Callback]:
+        return [*super().own_callbacks(), FinetuningEarlyStopping(self.monitor, self.finetune_patience)]
 
     def export_metadata(self) -> dict:
         return {**super().export_metadata(), "successor_layers": len(self.bounds),

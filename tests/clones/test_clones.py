@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, SHARED_DATA
+from conftest import ROOT
 from tiny_students import BCB, bcb_functions, exported_student
 
 from lit_compressor.clones.extract import SourceFunction, extract_functions, scan_project
@@ -22,7 +22,6 @@ from lit_compressor.commands.clones import clones
 from lit_compressor.core.errors import UserError
 from lit_compressor.runtime.classifier import TinyClassifier
 
-needs_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared data not present")
 SCORE_TOLERANCE = 1e-5
 
 
@@ -32,12 +31,9 @@ def sources(codes: list[str], prefix: str = "f") -> list[SourceFunction]:
 
 @pytest.fixture(scope="module", params=[("first", "concat"), ("mean", "interaction")], ids=["concat", "interaction"])
 def pair_export(request) -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip("shared data not present")
     return exported_student("pair", *request.param)
 
 
-@needs_data
 def test_index_scores_equal_the_pair_models_predictions(pair_export):
     codes = list(bcb_functions().values())
     indexed, queries = codes[1000:1040], codes[2000:2003]
@@ -65,7 +61,6 @@ def test_index_scores_equal_the_pair_models_predictions(pair_export):
         assert pairs[key].score == pytest.approx((f + b) / 2, abs=SCORE_TOLERANCE)
 
 
-@needs_data
 def test_int8_encoder_scores_stay_close_to_the_int8_pair_model():
     """Dynamic int8 quantises each run's activations with that run's range, so a pair graph (both
     functions in one run) and the encoder graph (one function per run) differ slightly."""
@@ -81,7 +76,6 @@ def test_int8_encoder_scores_stay_close_to_the_int8_pair_model():
     assert 1e-6 < search_error <= 2 * quantisation_error, (search_error, quantisation_error)
 
 
-@needs_data
 def test_index_updates_by_content_hash_and_round_trips(tmp_path):
     folder = exported_student("pair", "mean", "interaction")
     model = CloneModel.from_pretrained(folder)
@@ -161,10 +155,13 @@ def test_scan_lists_and_skips_bad_files(tmp_path):
     locked.chmod(0)
     scan = scan_project(tmp_path)
     assert scan.files == 4
-    expected = ["A", "f", "h", "main", "names", "pick", "run"] + (["l"] if os.geteuid() == 0 else [])
+    expected = ["A", "f", "f", "h", "main", "names", "pick", "run"] + (["l"] if os.geteuid() == 0 else [])
     assert sorted(f.name for f in scan.functions) == sorted(expected)  # root reads files whatever their mode
     reasons = {s.path: s.reason for s in scan.skipped}
-    assert reasons["src/latin1.java"].startswith("not UTF-8")
+    assert reasons["src/latin1.java"] == ("not UTF-8 text (first at line 1): read with replacement characters, "
+                                          "its functions kept")
+    latin = next(f for f in scan.functions if f.path == "src/latin1.java")
+    assert latin.code == 'void f() { String s = "\ufffd"; }'
     assert reasons["src/m.c"] == "syntax error at line 4: kept 3 of 4 functions"
     if os.geteuid() != 0:
         assert reasons["src/Locked.java"].startswith("cannot be read")
@@ -204,7 +201,6 @@ def cli_scores(result: dict, project: Path, pairs: list[tuple[str, str, int]]) -
     return {(a, b): found.get(tuple(sorted((a, b))), 0.0) for a, b, _ in pairs}
 
 
-@needs_data
 def test_clones_cli_finds_the_known_pairs_like_the_pair_model(tmp_path):
     folder = exported_student("pair", "mean", "interaction")
     pairs = test_pairs(40, seed=3)
@@ -233,7 +229,6 @@ def test_clones_cli_finds_the_known_pairs_like_the_pair_model(tmp_path):
     assert len(again["pairs"]) == len(result["pairs"])
 
 
-@needs_data
 def test_clones_cli_adds_the_graphs_an_older_export_lacks(tmp_path):
     folder = tmp_path / "old-export"
     shutil.copytree(exported_student("pair", "mean", "interaction"), folder)
@@ -249,7 +244,6 @@ def test_clones_cli_adds_the_graphs_an_older_export_lacks(tmp_path):
     assert result["functions"] == 4 and len(result["pairs"]) == 6  # every pair of 4 functions, at threshold 0
 
 
-@needs_data
 def test_clones_cli_errors_are_clear(tmp_path):
     single = exported_student("single", "mean")
     (tmp_path / "p").mkdir()
@@ -265,7 +259,6 @@ def test_clones_cli_errors_are_clear(tmp_path):
     assert "one function at a time" in result.stderr
 
 
-@needs_data
 @pytest.mark.slow
 def test_clones_cli_finds_known_pairs_with_the_students_accuracy(tmp_path):
     """With a trained pair student (the quick start's, or ``LIT_COMPRESSOR_CLONE_MODEL``), the CLI's

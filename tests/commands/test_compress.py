@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import yaml
 from conftest import SAMPLE, SHARED_DATA
 
@@ -33,7 +32,7 @@ def test_compress_runs_every_stage_then_skips_them(tiny_bert, tmp_path):
                  "student/model.safetensors", "student/tokenizer.json", "export/model.int8.onnx", "report.md",
                  "benchmark.json"):
         assert (run / path).exists(), path
-    names = ["teacher", "label", "search", "student", "export", "benchmark"]
+    names = ["teacher", "teacher_test", "label", "search", "student", "export", "benchmark"]
     assert [s["name"] for s in report["stages"]] == names
     assert not any(s["skipped"] for s in report["stages"])
     stage_seconds = [s["seconds"] for s in report["stages"]]  # each rounded to 0.1 s
@@ -42,8 +41,14 @@ def test_compress_runs_every_stage_then_skips_them(tiny_bert, tmp_path):
     student, searched = report["student"], yaml.safe_load((run / "search/architecture.yaml").read_text())
     assert student["params"] == searched["priced_for"]["params"]  # the search priced what was built
     assert searched["priced_for"]["block_size"] == 64 and searched["priced_for"]["family"] == "bert"
-    assert report["student"]["shipped_backend"] == "student (onnx-int8)"
-    assert sum(student["prediction_counts"]) == 32
+    shipped = json.loads((run / "export/export.json").read_text())
+    assert student["accuracy"] == shipped["accuracy"]["model.int8.onnx"]  # the shipped model's, on all 32 pairs
+    assert student["accuracy_fp32"] == json.loads((run / "student/metrics.json").read_text())["accuracy"]
+    assert student["accuracy_source"] == "int8 ONNX on 32 test examples from " + str(run / "task.yaml")
+    assert sum(student["prediction_counts"]) == 32 and student["shipped_p50_ms"] > 0 and student["p50_ms"] > 0
+    assert report["teacher"]["shipped_p50_ms"] > 0  # the teacher through the same int8 chain
+    runtimes = {(r["student_backend"], r["reference_backend"]) for r in report["student_over_teacher"]["like_for_like"]}
+    assert runtimes == {("pytorch", "pytorch"), ("onnx-int8", "onnx-int8"), ("onnx-int8", "pytorch")}
     assert json.loads((run / "report.json").read_text())["student"]["f1"] == student["f1"]
     assert "| stage | status | seconds |" in (run / "report.md").read_text()
     # one epoch on 32 pairs: the tiny teacher answers one class for every test pair, and the report says so
@@ -64,6 +69,35 @@ def test_compress_runs_every_stage_then_skips_them(tiny_bert, tmp_path):
     assert (tmp_path / "again/architecture.yaml").read_text() == (run / "search/architecture.yaml").read_text()
 
 
+def test_a_stage_reruns_exactly_when_a_data_file_it_reads_changes(tiny_bert, tmp_path):
+    """Data enter each stage's key by content: touching a file re-runs nothing, editing the test split re-runs
+    exactly the stages that read it (the teacher's test, the student — it is tested after its fit —, the
+    export's checks, the benchmark), never the teacher's fit or the labels."""
+    from tiny_tasks import make_tiny_task
+
+    data = make_tiny_task(tmp_path / "data")
+    genes = tmp_path / "architecture.yaml"
+    genes.write_text(yaml.safe_dump({"num_hidden_layers": 1, "hidden_size": 16, "num_attention_heads": 2,
+                                     "intermediate_size": 32, "vocab_size": 300}))
+    settings = dict(task=TaskData(data_dir=str(data)), output=tmp_path / "run", block_size=64,
+                    teacher=teacher_config(tiny_bert), architecture=str(genes),
+                    student=STUDENT, export={"samples": 4}, benchmark={"samples": 2})
+
+    def ran(report) -> list[str]:
+        return [s["name"] for s in report["stages"] if not s["skipped"]]
+
+    assert ran(compress(**settings)) == ["teacher", "teacher_test", "label", "student", "export", "benchmark"]
+    assert ran(compress(**settings)) == []
+    test_file = data / "test.txt"
+    text = test_file.read_text()
+    test_file.write_text(text)  # the same bytes, a new mtime
+    assert ran(compress(**settings)) == []
+    first = text.splitlines()[0].split("\t")
+    test_file.write_text("\n".join(["\t".join([*first[:2], str(1 - int(first[2]))]), *text.splitlines()[1:]]) + "\n")
+    assert ran(compress(**settings)) == ["teacher_test", "student", "export", "benchmark"]
+    assert ran(compress(**settings)) == []
+
+
 def test_compress_with_a_given_teacher_tests_it_on_this_task(tiny_bert, tmp_path):
     from lit_compressor.training.teacher import TeacherModule
 
@@ -79,7 +113,6 @@ def test_compress_with_a_given_teacher_tests_it_on_this_task(tiny_bert, tmp_path
     assert report["student"]["params"] == 754_562 - (400 - 64) * 96  # the paper's genome, 64 positions fewer
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "devign").is_dir(), reason="needs ../shared/data")
 def test_own_jsonl_data_runs_end_to_end(tiny_roberta, tmp_path):
     """A vulnerability data set with its own field names and file names, through every stage."""
     data = tmp_path / "mydata"
@@ -104,7 +137,8 @@ def test_own_jsonl_data_runs_end_to_end(tiny_roberta, tmp_path):
     report = run_function_command("compress", ["--config", str(path)])
     export = json.loads((tmp_path / "run/export/export.json").read_text())
     assert export["check_inputs"].startswith("16 test examples") and export["num_inputs"] == 1
-    assert sum(report["student"]["prediction_counts"]) == 24
+    assert sum(report["student"]["prediction_counts"]) == 16  # the shipped model's scores: on the 16 it checked
+    assert report["student"]["accuracy_source"].startswith("int8 ONNX on 16 test examples")
     assert (tmp_path / "run/report.md").is_file()
 
 

@@ -35,8 +35,6 @@ CLONE_BIN = RELEASE / "GraphCodeBERT_clone_detection_3MB.bin"
 CLONE_BPE = RELEASE / "clone_detection_BPE_1000.json"
 VULN_BIN = RELEASE / "GraphCodeBERT_vulnerability_prediction_3MB.bin"
 VULN_BPE = RELEASE / "vulnerability_prediction_BPE_1000.json"
-needs_release = pytest.mark.skipif(not CLONE_BIN.is_file() or not (SHARED_DATA / "bigclonebench").is_dir(),
-                                   reason="../shared (released students, real data) not present")
 TINY = {"num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64,
         "vocab_size": 400}
 
@@ -256,7 +254,6 @@ def released_clone(tmp_path_factory):
     return import_compressor(CLONE_BIN, CLONE_BPE, tmp_path_factory.mktemp("release") / "clone")
 
 
-@needs_release
 def test_released_graphcodebert_clone_student_reads_the_research_layout(released_clone, bcb_test):
     """End to end (import, folder, TinyClassifier) against the research code's layout, on real pairs: a long
     one (code truncated, nodes of cut tokens) and two short ones."""
@@ -274,7 +271,6 @@ def test_released_graphcodebert_clone_student_reads_the_research_layout(released
                                atol=1e-5, rtol=1e-4)
 
 
-@needs_release
 def test_released_graphcodebert_vulnerability_student_reads_the_research_layout(tmp_path):
     """Whitespace collapsed before parsing, two positions reserved, the inner head, class 0 = vulnerable."""
     from lit_compressor.data.readers import normalize_whitespace
@@ -294,7 +290,6 @@ def test_released_graphcodebert_vulnerability_student_reads_the_research_layout(
                                expected.flip(-1), atol=1e-5, rtol=1e-4)  # our index 1 = their index 0
 
 
-@needs_release
 def test_data_flow_export_agrees_with_pytorch_and_runs_in_tiny_classifier(tmp_path):
     from lit_compressor.commands.export import export
 
@@ -314,7 +309,6 @@ def test_data_flow_export_agrees_with_pytorch_and_runs_in_tiny_classifier(tmp_pa
 
 
 @pytest.mark.slow
-@needs_release
 def test_released_clone_student_on_200_real_test_pairs(released_clone, bcb_test):
     """The research layout against plain inputs and against GraphCodeBERT's own layout rules, same weights.
 

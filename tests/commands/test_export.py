@@ -18,7 +18,6 @@ from lit_compressor.nn.tokenization import train_student_tokenizer
 from lit_compressor.runtime.evaluate import sample_test_split
 from lit_compressor.search.architecture import StudentArchitecture
 
-pytestmark = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
 BCB = SHARED_DATA / "bigclonebench"
 DEVIGN = SHARED_DATA / "devign"
 TINY = StudentArchitecture(num_hidden_layers=2, hidden_size=64, num_attention_heads=2, intermediate_size=128,

@@ -24,7 +24,6 @@ def test_bigclonebench_sample_splits():
     assert task.num_inputs == 2
 
 
-@pytest.mark.skipif(not SHARED_DATA.exists(), reason="shared data not present")
 def test_real_bigclonebench_and_devign_slices():
     functions = read_functions(SHARED_DATA / "bigclonebench" / "data.jsonl")
     assert len(functions) == 22975
@@ -114,8 +113,7 @@ def test_generic_jsonl_pairs_and_datamodule(tmp_path):
     _write(tmp_path / "unlabel_train.jsonl", "".join(json.dumps({"a": r["a"], "b": r["b"]}) + "\n" for r in rows))
     task = TaskData(format="jsonl", data_dir=str(tmp_path), code_fields=["a", "b"], label_field="y", id_field=None)
     assert task.num_inputs == 2
-    data = CodeDataModule(task, batch_size=4)
-    data.collate_fn = lambda examples: [e.label for e in examples]
+    data = CodeDataModule(task, batch_size=4, encoder=lambda examples: [e.label for e in examples])
     assert next(iter(data.val_dataloader())) == [0, 1, 0, 1, 0, 1]
     assert [e.id for e in data.split("unlabelled")] == ["1", "2", "3", "4", "5", "6"]
 

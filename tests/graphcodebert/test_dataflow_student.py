@@ -13,6 +13,7 @@ import pytest
 import torch
 import yaml
 from conftest import SAMPLE
+from tiny_tasks import distillation
 from torch.utils.flop_counter import FlopCounterMode
 
 from lit_compressor.commands.export import export
@@ -31,8 +32,8 @@ from lit_compressor.search.cost import cost
 from lit_compressor.search.space import Gene, SearchSpace
 from lit_compressor.training.augmentation import Augmentation
 from lit_compressor.training.bilstm import BiLSTMModule
-from lit_compressor.training.datamodule import CodeDataModule
 from lit_compressor.training.distillation import DistillationModule, HiddenStates, Representation
+from lit_compressor.training.distillation_data import teacher_record
 from lit_compressor.training.labelling import TeacherPredictor
 from lit_compressor.training.teacher import TeacherModule
 
@@ -119,16 +120,16 @@ def student(soft_labels, tmp_path_factory):
     """A data-flow student distilled for one epoch: ``(module, its folder)``."""
     folder = tmp_path_factory.mktemp("student")
     torch.manual_seed(0)
-    module = DistillationModule(TINY, soft_labels=str(soft_labels), block_size=BLOCK, lr=3e-3,
-                                tokenizer_cache=str(folder / "tok"), output_dir=str(folder / "student"))
-    _fit(module, 1, folder)
-    return module, folder / "student"
+    module, data = distillation(TINY, TASK, soft_labels, block_size=BLOCK, lr=3e-3, tokenizer_cache=folder / "tok",
+                                output_dir=str(folder / "student"))
+    _fit(module, data, 1, folder)
+    return module, data, folder / "student"
 
 
-def _fit(module, epochs, root, batch_size=16, batches=None):
+def _fit(module, data, epochs, root, batches=None):
     trainer = L.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         num_sanity_val_steps=0, limit_val_batches=0, limit_train_batches=batches, default_root_dir=root)
-    trainer.fit(module, datamodule=CodeDataModule(TASK, batch_size=batch_size, block_size=BLOCK))
+    trainer.fit(module, datamodule=data)
     return trainer
 
 
@@ -145,14 +146,15 @@ def test_label_records_the_teacher_inputs_and_its_head_is_kept(soft_labels, teac
 
 
 def test_student_reads_data_flow_through_its_own_bpe(student):
-    module, folder = student
+    module, data, folder = student
     assert module.dataflow is not None and module.hparams["inputs"] == "dataflow"
     assert (module.pooling, module.pair_head) == ("mean", "interaction")  # the teacher's head, as for plain
     assert isinstance(module.model, GraphCodeBERTClassifier)
     code = TASK.read("unlabelled")[0].codes[0]
     assert module.dataflow.corpus([code]) == [" ".join(extract_dataflow(code, "java").tokens)]
-    assert len(module.tokenizer) == TINY.vocab_size
-    batch = module.collate(TASK.read("unlabelled")[:3])
+    assert len(data.tokenizer) == TINY.vocab_size
+    assert isinstance(data.encoder, GraphCodeEncoder)  # the data module encodes what the student reads
+    batch = data.collate(TASK.read("unlabelled")[:3])
     length = batch["input_ids"].shape[-1]
     assert batch["attention_mask"].shape == (3, 2, length, length) and length <= BLOCK
     assert (batch["position_ids"] == 0).any()  # data-flow nodes
@@ -160,7 +162,7 @@ def test_student_reads_data_flow_through_its_own_bpe(student):
     module.eval()
     with torch.no_grad():
         with_nodes = module(batch)
-        fewer = GraphCodeEncoder(module.tokenizer, BLOCK - 1, 1, "java")(TASK.read("unlabelled")[:3])
+        fewer = GraphCodeEncoder(data.tokenizer, BLOCK - 1, 1, "java")(TASK.read("unlabelled")[:3])
         without = module(fewer)
     assert (with_nodes - without).abs().max() > 1e-3
 
@@ -169,17 +171,16 @@ def test_student_reads_data_flow_through_its_own_bpe(student):
         "kind": "graphcodebert", "inputs": "dataflow", "language": "java", "flow_length": FLOW, "block_size": BLOCK}
     assert config["layout_rules"]["tokens_alone"] is False  # GraphCodeBERT's layout, as its teacher's
     # a checkpoint's hyper-parameters rebuild the same student, whatever the soft-label file says later
-    again = DistillationModule(**{**module.hparams, "soft_labels": None, "targets": "online",
-                                  "teacher": str(folder)})
+    again = DistillationModule(**{**module.hparams, "teacher_head": None, "targets": "online", "teacher": str(folder)})
     assert again.dataflow.settings() == module.dataflow.settings() and isinstance(again.model, GraphCodeBERTClassifier)
 
 
 def test_tiny_classifier_and_onnx_export_give_the_students_predictions(student, tmp_path):
-    module, folder = student
+    module, data, folder = student
     pairs = [e.codes for e in TASK.read("test")[:6]]
     module.eval()
     with torch.no_grad():
-        expected = torch.softmax(module.model(**{k: v for k, v in module.code_encoder.encode_codes(pairs).items()}),
+        expected = torch.softmax(module.model(**{k: v for k, v in data.encoder.encode_codes(pairs).items()}),
                                  -1).numpy()
     loaded = TinyClassifier.from_pretrained(folder)
     got = np.array([p.probabilities for p in loaded.predict_batch(pairs)])
@@ -203,37 +204,35 @@ def test_search_prices_the_teachers_inputs_and_distillation_checks_them(teacher_
     dataflow = run_search(with_teacher_head(space, str(teacher_folder)), output=tmp_path / "df", **kwargs)
     priced = yaml.safe_load((tmp_path / "df/architecture.yaml").read_text())["priced_for"]
     assert priced["inputs"] == "dataflow"
-    module = DistillationModule(str(tmp_path / "df/architecture.yaml"), soft_labels=str(soft_labels),
-                                block_size=BLOCK, tokenizer_cache=str(tmp_path / "tok"))
+    head = teacher_record(str(soft_labels))
+    module = DistillationModule(str(tmp_path / "df/architecture.yaml"), teacher_head=head, block_size=BLOCK)
     assert sum(p.numel() for p in module.model.parameters()) == priced["params"] == dataflow.cost.params
 
     plain_space = with_teacher_head(SearchSpace(**{**space.__dict__, "inputs": "plain"}), str(teacher_folder))
     assert plain_space.inputs == "plain"  # set in the space: kept
     run_search(plain_space, output=tmp_path / "plain", **kwargs)
     with pytest.raises(UserError, match="inputs: searched 'plain', built 'dataflow'"):
-        DistillationModule(str(tmp_path / "plain/architecture.yaml"), soft_labels=str(soft_labels), block_size=BLOCK)
-    plain = DistillationModule(str(tmp_path / "plain/architecture.yaml"), soft_labels=str(soft_labels),
-                               block_size=BLOCK, inputs="plain")
+        DistillationModule(str(tmp_path / "plain/architecture.yaml"), teacher_head=head, block_size=BLOCK)
+    plain = DistillationModule(str(tmp_path / "plain/architecture.yaml"), teacher_head=head, block_size=BLOCK,
+                               inputs="plain")
     assert plain.dataflow is None and not isinstance(plain.model, GraphCodeBERTClassifier)
-    bilstm = BiLSTMModule(target_mb=0.2, vocab_size=300, soft_labels=str(soft_labels), block_size=BLOCK)
-    assert bilstm.dataflow is None
+    bilstm = BiLSTMModule(target_mb=0.2, vocab_size=300, teacher_head=head, block_size=BLOCK)
+    assert bilstm.dataflow is None and bilstm.student_inputs.dataflow is None
 
 
 def test_online_targets_read_the_teachers_data_flow(teacher_folder, soft_labels, tmp_path):
     """An online data-flow teacher gets its own inputs: its logits are the soft labels it wrote, and its layer
     states (token means over code positions) are what hidden-state matching reads."""
-    module = DistillationModule(TINY, targets="online", teacher=str(teacher_folder), block_size=BLOCK,
-                                hidden_states=HiddenStates(weight=1.0), tokenizer_cache=str(tmp_path / "tok"))
+    module, data = distillation(TINY, TASK, targets="online", teacher=str(teacher_folder), block_size=BLOCK,
+                                hidden_states=HiddenStates(weight=1.0), tokenizer_cache=tmp_path / "tok")
     assert module.dataflow is not None  # the folder says data flow
-    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False)
-    data = CodeDataModule(TASK, batch_size=8, block_size=BLOCK)
-    trainer.strategy.connect(module)
-    module.trainer, trainer.datamodule, data.trainer = trainer, data, trainer
     module.setup("fit")
-    assert isinstance(module.teacher_encoder, GraphCodeEncoder)
+    data.setup("fit")
+    assert isinstance(data._teacher_encoder, GraphCodeEncoder)
     examples = TASK.read("unlabelled")[:4]
 
-    batch = module.collate(examples)
+    batch = data.train_collate(examples)
+    assert "target_logits" not in batch  # online: the teacher runs in the step
     torch.testing.assert_close(module.teacher_logits(batch), load_soft_labels(soft_labels).logits[:4], rtol=1e-4,
                                atol=1e-4)
     assert batch["teacher_attention_mask"].dim() == 4 and "teacher_position_ids" in batch
@@ -244,21 +243,21 @@ def test_online_targets_read_the_teachers_data_flow(teacher_folder, soft_labels,
 
 def test_representation_and_function_batches_train_a_data_flow_student(soft_labels, tmp_path):
     torch.manual_seed(0)
-    module = DistillationModule(TINY, soft_labels=str(soft_labels), block_size=BLOCK, lr=3e-3,
+    module, data = distillation(TINY, TASK, soft_labels, block_size=BLOCK, lr=3e-3, batch_size=4,
                                 representation=Representation(weight=1.0),
                                 augment=Augmentation(mode="functions", group_size=3, neighbours=4, seed=2),
-                                tokenizer_cache=str(tmp_path / "tok"))
-    trainer = _fit(module, 1, tmp_path, batch_size=4, batches=2)
+                                tokenizer_cache=tmp_path / "tok")
+    trainer = _fit(module, data, 1, tmp_path, batches=2)
     logged = trainer.callback_metrics
     assert logged["train/representation_loss"].item() > 0 and torch.isfinite(logged["train/loss"])
-    batch = module.collate(trainer.train_dataloader.dataset.groups[:2])
+    batch = data.train_collate(trainer.train_dataloader.dataset.groups[:2])
     assert "position_ids" in batch and batch["attention_mask"].dim() == 4
     module.eval()
-    logits, _, _ = module._function_batch_losses(batch)
+    logits, _ = module._function_batch_losses(batch)
     with torch.no_grad():
         pooled = module.model.features(batch["input_ids"], batch["attention_mask"], batch["position_ids"])
     first, second = batch["pair_index"][0].tolist()
-    pooled = pooled.reshape(len(batch["function_rows"]), -1)
+    pooled = pooled.reshape(len(batch["ids"]), -1)
     expected = module.model.head(torch.cat([pooled[first], pooled[second]])[None])[0]
     torch.testing.assert_close(logits[0], expected)
 
@@ -287,7 +286,8 @@ def test_compress_graphcodebert_config_runs_teacher_to_benchmark(tiny_roberta, t
     path.write_text(yaml.safe_dump(config))
     report = run_function_command("compress", ["--config", str(path)])
     run = tmp_path / "run"
-    assert [s["name"] for s in report["stages"]] == ["teacher", "label", "search", "student", "export", "benchmark"]
+    assert [s["name"] for s in report["stages"]] == ["teacher", "teacher_test", "label", "search", "student", "export",
+                                                     "benchmark"]
     assert read_metadata(run / "soft_labels.safetensors")["inputs"] == "dataflow"
     priced = yaml.safe_load((run / "search/architecture.yaml").read_text())["priced_for"]
     assert priced["inputs"] == "dataflow" and priced["params"] == report["student"]["params"]
@@ -296,8 +296,8 @@ def test_compress_graphcodebert_config_runs_teacher_to_benchmark(tiny_roberta, t
     assert list((tmp_path / "graphs").glob("dataflow-java-*.json"))  # the student's graph cache
     exported = json.loads((run / "export/export.json").read_text())
     assert exported["inputs"] == "dataflow" and max(exported["onnx_max_abs_diff"].values()) < 1e-4
-    assert (run / "export/model.int8.onnx").is_file() and sum(report["student"]["prediction_counts"]) == 16
+    assert (run / "export/model.int8.onnx").is_file() and sum(report["student"]["prediction_counts"]) == 8  # shipped
     timing = {s["name"]: s for s in json.loads((run / "benchmark.json").read_text())["systems"]}
-    assert set(timing) == {"student (pytorch)", "student (onnx-int8)", "teacher (pytorch)"}
+    assert set(timing) == {"student (pytorch)", "student (onnx-int8)", "teacher (pytorch)", "teacher (onnx-int8)"}
     # both sides timed on their data-flow inputs: code positions plus nodes, at most the block
     assert all(0 < n <= BLOCK for s in timing.values() for n in s["tokens_first_input"])

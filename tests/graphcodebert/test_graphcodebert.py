@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import SHARED_DATA
 from toy_dataflow import TOY, word_level_tokenizer
 
 from lit_compressor.data.readers import Example
@@ -23,8 +24,7 @@ from lit_compressor.graphcodebert.inputs import GraphCodeEncoder, build_graph_in
 from lit_compressor.graphcodebert.model import build_graphcodebert_classifier
 from lit_compressor.nn.tokenization import train_student_tokenizer
 
-DATA = Path("/work/shared/data")
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="real data sets not present")
+DATA = SHARED_DATA
 
 
 def flow(graph: DataFlowGraph) -> list[tuple[str, str, list[str]]]:
@@ -209,7 +209,6 @@ def tiny_roberta(vocab_size: int):
     return RobertaModel(config)
 
 
-@needs_data
 def test_collate_contract_on_java_pairs(bpe, java_functions):
     encoder = GraphCodeEncoder(bpe, code_length=96, flow_length=32, language="java")
     examples = [Example("a", (java_functions[0], java_functions[1]), 1),
@@ -232,7 +231,6 @@ def test_collate_contract_on_java_pairs(bpe, java_functions):
     pickle.dumps(encoder)  # DataLoader workers receive it
 
 
-@needs_data
 def test_classifier_forward_pair_and_single(bpe, java_functions, c_records):
     pairs = GraphCodeEncoder(bpe, code_length=96, flow_length=32, language="java")(
         [Example(str(i), (java_functions[2 * i], java_functions[2 * i + 1]), 1) for i in range(3)])
@@ -248,7 +246,6 @@ def test_classifier_forward_pair_and_single(bpe, java_functions, c_records):
     assert logits.shape == (4, 2) and torch.isfinite(logits).all()
 
 
-@needs_data
 def test_padding_does_not_change_the_output(bpe, c_records):
     encoder = GraphCodeEncoder(bpe, code_length=96, flow_length=32, language="c")
     short = min(c_records, key=lambda r: len(r["func"]))
@@ -273,7 +270,6 @@ def test_node_embeddings_are_token_means(toy_tokenizer):
     torch.testing.assert_close(embedded[0, :11], words[0, :11])
 
 
-@needs_data
 def test_a_few_steps_lower_the_loss(bpe, java_functions):
     examples = [Example(str(i), (java_functions[i], java_functions[(i + 3) % 16]), i % 2) for i in range(8)]
     batch = GraphCodeEncoder(bpe, code_length=64, flow_length=32, language="java")(examples)
@@ -292,7 +288,6 @@ def test_a_few_steps_lower_the_loss(bpe, java_functions):
 
 # --- extraction at scale: cache and workers ----------------------------------------------------------------
 
-@needs_data
 def test_cache_file_is_reused(tmp_path, java_functions, monkeypatch):
     first = precompute_dataflow(java_functions[:6], "java", tmp_path)
     files = list(tmp_path.glob("dataflow-java-*.json"))
@@ -314,13 +309,11 @@ def test_corrupt_cache_is_recomputed(tmp_path):
     assert precompute_dataflow(codes, "c", tmp_path) == expected
 
 
-@needs_data
 def test_parallel_extraction_equals_serial(c_records):
     codes = [r["func"] for r in c_records]
     assert precompute_dataflow(codes, "c", workers=2) == precompute_dataflow(codes, "c", workers=1)
 
 
-@needs_data
 def test_prepare_fills_the_encoder(tmp_path, bpe, c_records, monkeypatch):
     encoder = GraphCodeEncoder(bpe, code_length=64, flow_length=16, language="c", cache_dir=tmp_path,
                                workers=2)

@@ -66,10 +66,17 @@ def test_probabilities_and_smoothed_hard_labels(tmp_path, own_labels):
 
 BAD = {
     "unknown ids": ('{"id": "nope-1", "logits": [0, 1]}\n', "1 ids are not in the unlabelled split (first: 'nope-1')"),
+    "beyond float32": ('{"id": "ID", "logits": [1e39, 0]}\n', "line 1: 1e+39 is not a finite float32 number"),
+    "mixed kinds (JSONL)": ('{"id": "ID", "logits": [0, 1]}\n{"id": "ID2", "probabilities": [0.5, 0.5]}\n',
+                            "line 2: each line needs exactly one of logits, probabilities, label (here: logits"),
     "missing ids": (None, "11 of 12 examples of the unlabelled split have no row"),
     "probabilities": ('{"id": "ID", "probabilities": [0.5, 0.4]}\n', "do not sum to 1"),
     "label class": ('{"id": "ID", "label": 3}\n', "label 3 is not one of the task's classes [0, 1]"),
     "columns": ("id,logit_0,logit_1\nID,0.5\n", "line 2: 2 columns, expected 3"),
+    "mixed header": ("id,logit_0,prob_1\nID,0.5,0.5\n", "line 1: header ['id', 'logit_0', 'prob_1']: the value "
+                                                         "columns mix or misname kinds"),
+    "missing class": ("id,logit_0,logit_0\nID,0.5,0.5\n", "line 1: header ['id', 'logit_0', 'logit_0']: logits "
+                                                             "columns for classes ['0'], the task has ['0', '1']"),
 }
 
 
@@ -83,17 +90,64 @@ def test_bad_files_are_refused_and_the_existing_file_is_untouched(case, tmp_path
     before = (tmp_path / "soft.safetensors").read_bytes()
     content, message = BAD[case]
     value = {"probabilities": {"probabilities": [0.5, 0.5]}, "label class": {"label": 0}}.get(case, {"logits": [0, 1]})
-    rows = [json.dumps({"id": e.id, **value}) + "\n" for e in examples[1:]]
-    bad = tmp_path / ("bad.csv" if case == "columns" else "bad.jsonl")
+    rows = [json.dumps({"id": e.id, **value}) + "\n" for e in examples[2:]]
+    bad = tmp_path / ("bad.csv" if "header" in case or case in ("columns", "missing class") else "bad.jsonl")
     if case == "missing ids":
         bad.write_text(rows[0])
-    elif case == "columns":
+    elif bad.suffix == ".csv":
         bad.write_text(content.replace("ID", examples[0].id))
     else:
-        bad.write_text(content.replace("ID", examples[0].id) + "".join(rows))
+        bad.write_text(content.replace("ID2", examples[1].id).replace("ID", examples[0].id) + "".join(rows))
     with pytest.raises(SystemExit) as exit_:
         run_label(tmp_path, bad)
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert message in err and str(bad) in err and "Traceback" not in err
     assert (tmp_path / "soft.safetensors").read_bytes() == before
+
+
+def pair_rows(examples, logits, header: str, order=(0, 1)) -> str:
+    lines = [header]
+    for e, row in zip(examples, logits.tolist(), strict=True):
+        a, b = e.id.split("-")
+        lines.append(",".join([a, b, *(repr(row[c]) for c in order)]))
+    return "\n".join(lines) + "\n"
+
+
+def test_value_columns_are_read_by_name_and_a_byte_order_mark_is_dropped(tmp_path, own_labels):
+    """``logit_1`` before ``logit_0`` is class 1 first, not a silent swap; a spreadsheet's UTF-8 BOM is not data."""
+    examples, logits = own_labels
+    swapped = tmp_path / "swapped.csv"
+    swapped.write_bytes(b"\xef\xbb\xbf" + pair_rows(examples, logits, "idx1,idx2,logit_1,logit_0", (1, 0)).encode())
+    run_label(tmp_path, swapped)
+    assert torch.equal(load_soft_labels(tmp_path / "soft.safetensors").logits, logits)
+
+
+def test_not_utf8_a_duplicated_pair_and_another_kind(tmp_path, own_labels, capsys):
+    examples, logits = own_labels
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(pair_rows(examples, logits, "idx1,idx2,logit_0,logit_1").encode() + b"# caf\xe9\n")
+    with pytest.raises(SystemExit):
+        run_label(tmp_path, latin)
+    err = capsys.readouterr().err
+    assert f"{latin}, line {len(examples) + 2}: the file is not UTF-8 text (byte 0xe9" in err and "Traceback" not in err
+
+    doubled = tmp_path / "doubled.csv"
+    text = pair_rows(examples, logits, "idx1,idx2,logit_0,logit_1")
+    doubled.write_text(text + text.splitlines()[3] + "\n")
+    with pytest.raises(SystemExit):
+        run_label(tmp_path, doubled)
+    a, b = examples[2].id.split("-")
+    assert (f"{doubled}, line {len(examples) + 2}: pair '{a}-{b}' appears again (first on line 4); the unlabelled "
+            "split holds it 1 time(s).") in capsys.readouterr().err
+
+    headless = tmp_path / "headless.csv"  # no header: --kind says what the numbers are
+    headless.write_text("\n".join(pair_rows(examples, logits, "x").splitlines()[1:]) + "\n")
+    run_label(tmp_path, headless, "--kind", "logits")
+    as_logits = load_soft_labels(tmp_path / "soft.safetensors").logits
+    headless.write_text("\n".join(pair_rows(examples, logits.softmax(-1), "x").splitlines()[1:]) + "\n")
+    run_label(tmp_path, headless, "--kind", "logits")
+    run_label(tmp_path, headless, "--kind", "probabilities")  # the same file, read as another kind: labelled again
+    read = load_soft_labels(tmp_path / "soft.safetensors")
+    assert read.metadata["source_kind"] == "probabilities" and torch.equal(as_logits, logits)
+    torch.testing.assert_close(read.logits.softmax(-1), logits.softmax(-1), atol=1e-6, rtol=0)

@@ -18,7 +18,6 @@ from lit_compressor.nn.tokenization import train_student_tokenizer
 from lit_compressor.runtime.classifier import TinyClassifier
 from lit_compressor.search.architecture import StudentArchitecture
 
-pytestmark = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
 BCB = SHARED_DATA / "bigclonebench"
 DEVIGN = SHARED_DATA / "devign"
 
@@ -66,6 +65,29 @@ def test_wrong_number_of_functions_is_a_user_error(exported, code):
     model = TinyClassifier.from_pretrained(exported)
     with pytest.raises(UserError, match="function"):
         model.predict(*code[: 3 - model.num_inputs])
+
+
+def test_a_pair_passed_as_one_tuple_is_the_same_prediction(exported, code):
+    model = TinyClassifier.from_pretrained(exported)
+    if model.num_inputs == 1:
+        assert model.predict((code[0],)) == model.predict(code[0])
+        return
+    assert model.predict((code[0], code[1])) == model.predict(code[0], code[1])
+    with pytest.raises(UserError, match=r"Call predict\(code_a, code_b\)"):
+        model.predict(code[0])
+
+
+def test_a_truncated_onnx_file_is_a_user_error_that_names_it(tmp_path, exported):
+    import shutil
+
+    folder = tmp_path / "broken"
+    shutil.copytree(exported, folder)
+    graph = folder / "model.int8.onnx"
+    graph.write_bytes(graph.read_bytes()[: graph.stat().st_size // 2])
+    with pytest.raises(UserError) as error:
+        TinyClassifier.from_pretrained(folder, backend="onnx-int8")
+    assert str(error.value).startswith(f"{graph}: ONNX Runtime cannot load this model file")
+    assert "export the model again" in str(error.value)
 
 
 def test_onnx_backend_on_a_folder_without_onnx_says_how_to_export(tmp_path, exported):

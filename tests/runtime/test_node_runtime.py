@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, SHARED_DATA
+from conftest import ROOT
 
 JS = ROOT / "js"
 NODE = shutil.which("node")
@@ -26,7 +26,6 @@ SCORE_TOLERANCE = 1e-5
 
 pytestmark = [
     pytest.mark.skipif(NODE is None, reason="node is not installed"),
-    pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared data not present"),
     pytest.mark.skipif(not (JS / "node_modules" / "onnxruntime-node").is_dir(),
                        reason="js/node_modules missing: run `npm ci` in js/"),
 ]

@@ -49,9 +49,14 @@ def test_int8_size_counts_linear_weights_as_bytes():
 
 
 def test_paper_genome_cost():
+    """The paper's 3 MB genome, counted by hand: H=96, 12 layers, D=64, V=1,000, 402 positions (block 400 + 2)."""
+    h, layers, d, vocab, positions = 96, 12, 64, 1000, 402
+    embeddings = (vocab + positions + 1) * h + 2 * h  # word, position, token-type tables and their LayerNorm
+    layer = 4 * (h * h + h) + (h * d + d) + (d * h + h) + 2 * 2 * h  # Q, K, V, O; FFN in and out; two LayerNorms
+    head = (2 * h * h + h) + (h * 2 + 2)  # Compressor's pair head: dense [2H -> H], out_proj [H -> 2]
     c = cost((12, 96, 8, 64, 1000), SearchSpace(num_inputs=2))
-    assert c.params == 754562
-    assert c.size_mb == pytest.approx(3.018248)
+    assert c.params == embeddings + layers * layer + head == 754_562
+    assert c.size_mb == pytest.approx(4 * c.params / 1e6)
     assert c.gflops == pytest.approx(2.418315648)
 
 

@@ -4,7 +4,6 @@ import json
 import random
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -76,6 +75,11 @@ def test_same_seed_same_result_and_outputs(tmp_path):
     genome = tuple(best[k] for k in loaded)
     assert best["fitness"] == pytest.approx(_fitness(genome, SearchSpace()))
     assert best["fitness"] == max(r["best_fitness"] for r in report["history"])
+    history = report["history"]  # the logbook: one record a generation of each restart, in order
+    assert [(r["restart"], r["generation"]) for r in history] == [(r, g) for r in range(2) for g in range(16)]
+    for record in history:
+        assert record["best_fitness"] == pytest.approx(_fitness(tuple(record["best"]), SearchSpace()))
+        assert record["mean_fitness"] < record["best_fitness"]
     assert (tmp_path / "a" / "search.png").stat().st_size > 1000
 
 
@@ -90,23 +94,29 @@ def test_resume_to_more_generations_equals_uninterrupted(tmp_path):
 
 
 def test_killed_search_resumes_to_the_same_result(tmp_path):
+    """The search process reports the moment its checkpoint after restart 1 is written and then waits: the test
+    kills it exactly there (no polling, no race with a search that would finish first)."""
     out = tmp_path / "killed"
-    code = ("from lit_compressor.commands.search import run_search\n"
+    code = ("import threading\n"
+            "from lit_compressor.commands.search import run_search\n"
+            "from lit_compressor.search import checkpoint\n"
             "from lit_compressor.search.space import SearchSpace\n"
+            "save = checkpoint.save\n"
+            "def reporting_save(path, state, settings):\n"
+            "    save(path, state, settings)\n"
+            "    if state.restart >= 1:\n"
+            "        print('SAVED', state.restart, flush=True)\n"
+            "        threading.Event().wait()  # until killed\n"
+            "checkpoint.save = reporting_save\n"
             f"run_search(SearchSpace(num_inputs=2), 3.0, restarts=4, seed=5, output={str(out)!r},\n"
             "           plot=False)")
-    process = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parents[2])
-    ckpt = out / checkpoint.CHECKPOINT_NAME
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if json.loads(ckpt.read_text())["restart"] >= 1:
-                break
-        except (FileNotFoundError, json.JSONDecodeError, KeyError):
-            pass
-        time.sleep(0.02)
+    process = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parents[2], stdout=subprocess.PIPE,
+                               text=True)
+    report = process.stdout.readline()  # blocks until the checkpoint is written
     process.kill()
     process.wait()
+    ckpt = out / checkpoint.CHECKPOINT_NAME
+    assert report.startswith("SAVED"), report
     state = json.loads(ckpt.read_text())
     assert not (out / "report.json").exists() and 1 <= state["restart"] < 4
     resumed = run_search(PAIRS, 3.0, restarts=4, seed=5, output=out, plot=False)
@@ -146,7 +156,8 @@ def test_cli_reads_a_config(tmp_path, capsys):
         "space": {"hidden_size": {"min": 16, "max": 256, "step": 16}, "num_inputs": 2},
         "target_mb": 3.0, "generations": 5, "restarts": 1, "seed": 1}))
     cli_main(["search", "--config", str(config), "--output", str(tmp_path / "out")])
-    assert "best:" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.startswith("best:") and out.count("\n") == 1  # no progress bar where stdout is no terminal
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["settings"]["space"]["hidden_size"] == {"min": 16, "max": 256, "step": 16, "choices": None}
     assert report["settings"]["space"]["num_inputs"] == 2 and report["settings"]["generations"] == 5

@@ -6,7 +6,6 @@ import json
 import random
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -127,6 +126,11 @@ def test_nsga2_front_within_budget_and_pick_the_most_accurate(tmp_path):
     assert architecture["priced_for"]["max_positions"] == best["block_size"] + 2
     assert result.extras == {"block_size": best["block_size"]}
     assert (tmp_path / "search.png").stat().st_size > 1000
+    last, feasible = report["history"][-1], [p for p in report["population"] if p.get("feasible", True)]
+    assert (last["restart"], last["generation"], last["front_size"]) == (0, 15, len(front))  # the logbook's record
+    assert last["max_accuracy"] == max(p["gflops_objective"] for p in feasible)
+    assert last["min_latency_ms"] == min(p["latency_ms"] for p in feasible)
+    assert last["min_size_mb"] == min(p["objective_size_mb"] for p in feasible)
     with pytest.raises(UserError, match="no genome on the Pareto front"):
         run_search(space, mode="nsga2", population=24, generations=3, restarts=1, max_latency_ms=1e-6,
                    latency_model=_model(), output=tmp_path / "none", plot=False)
@@ -152,10 +156,10 @@ def _ide_run(tmp_path: Path) -> dict:
     task_dir = make_tiny_task(tmp_path / "task", functions=14, unlabelled=40)
     soft = make_soft_labels(task_dir, tmp_path / "soft.safetensors")
     fit = {"seed_everything": 3,
-           "model": {"class_path": "lit_compressor.training.distillation.DistillationModule",
-                     "init_args": {"soft_labels": str(soft), "tokenizer_cache": str(tmp_path / "tokenizers")}},
-           "data": {"task": {"format": "bigclonebench", "data_dir": str(task_dir)}, "batch_size": 8,
-                    "eval_batch_size": 8},
+           "model": {"class_path": "lit_compressor.training.distillation.DistillationModule"},
+           "data": {"class_path": "lit_compressor.training.distillation_data.DistillationDataModule", "init_args": {
+               "task": {"format": "bigclonebench", "data_dir": str(task_dir)}, "batch_size": 8, "eval_batch_size": 8,
+               "soft_labels": str(soft), "tokenizer_cache": str(tmp_path / "tokenizers")}},
            "trainer": {"accelerator": "cpu", "devices": 1}}
     fit_file = tmp_path / "student.yaml"
     fit_file.write_text(yaml.safe_dump(fit))
@@ -179,18 +183,25 @@ def test_killed_ide_search_resumes_to_the_same_front(tmp_path):
     Slow-marked: six short Lightning fits and a subprocess, 20-50 s on two cores."""
     settings = _ide_run(tmp_path)
     out = tmp_path / "killed"
-    code = ("import pickle, sys\nfrom lit_compressor.commands.search import run_search\n"
+    code = ("import pickle, sys, threading\n"
+            "from lit_compressor.commands.search import run_search\n"
+            "from lit_compressor.measure import distillation\n"
+            "run = distillation._run\n"
+            "def reporting_run(*args):\n"
+            "    result = run(*args)\n"
+            "    print('UNIT DONE', flush=True)\n"
+            "    threading.Event().wait()  # until killed\n"
+            "distillation._run = reporting_run\n"
             "run_search(output=sys.argv[2], **pickle.load(open(sys.argv[1], 'rb')))\n")
     import pickle
 
     (tmp_path / "settings.pkl").write_bytes(pickle.dumps(settings))
     process = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "settings.pkl"), str(out)], cwd=ROOT,
-                               env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 180
-    while time.time() < deadline and not list(out.glob("samples/*/result.json")) and process.poll() is None:
-        time.sleep(0.05)
+                               env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    report = process.stdout.readline()  # blocks until the first unit's result is written
     process.kill()
     _, stderr = process.communicate()
+    assert report.startswith("UNIT DONE"), stderr[-2000:]
     done = list(out.glob("samples/*/result.json"))
     assert len(done) == 1 and not (out / "architecture.yaml").exists(), stderr[-2000:]
     resumed = run_search(output=out, **settings)

@@ -56,10 +56,10 @@ def distillation_config(tmp_path: Path, soft_labels: Path) -> Path:
         "model": {"class_path": "lit_compressor.training.distillation.DistillationModule", "init_args": {
             "architecture": {"num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 2,
                              "intermediate_size": 64, "vocab_size": 300},
-            "soft_labels": str(soft_labels), "lr": 3e-3, "warmup_ratio": 0.0,
-            "tokenizer_cache": str(tmp_path / "tokenizers"), "output_dir": str(tmp_path / "student")}},
-        "data": {"task": {"data_dir": str(SAMPLE), "limit": LIMIT}, "block_size": 64, "batch_size": 8,
-                 "eval_batch_size": 4},
+            "lr": 3e-3, "warmup_ratio": 0.0, "output_dir": str(tmp_path / "student")}},
+        "data": {"class_path": "lit_compressor.training.distillation_data.DistillationDataModule", "init_args": {
+            "task": {"data_dir": str(SAMPLE), "limit": LIMIT}, "block_size": 64, "batch_size": 8,
+            "eval_batch_size": 4, "soft_labels": str(soft_labels), "tokenizer_cache": str(tmp_path / "tokenizers")}},
         "trainer": {"max_epochs": 1, "accelerator": "cpu", "devices": 2, "strategy": "ddp", "logger": False,
                     "enable_progress_bar": False, "enable_model_summary": False, "num_sanity_val_steps": 0,
                     "default_root_dir": str(tmp_path / "logs"),

@@ -9,6 +9,7 @@ import lightning as L
 import pytest
 import torch
 from conftest import SAMPLE, sample_functions
+from tiny_tasks import distillation
 from torch import nn
 from transformers import AutoModelForSequenceClassification, RobertaModel
 
@@ -21,7 +22,6 @@ from lit_compressor.nn.tokenization import CodeEncoder, train_student_tokenizer
 from lit_compressor.search.architecture import StudentArchitecture
 from lit_compressor.search.cost import cost
 from lit_compressor.search.space import SearchSpace, genome_of
-from lit_compressor.training.datamodule import CodeDataModule
 from lit_compressor.training.distillation import DistillationModule
 from lit_compressor.training.losses import distillation_loss, mixed_loss
 from lit_compressor.training.teacher import TeacherModule
@@ -52,18 +52,17 @@ def test_kl_loss_equals_hand_computed_value():
 @pytest.mark.parametrize("family,num_inputs", [("roberta", 2), ("bert", 1)])
 def test_student_size_equals_cost_model(family, num_inputs):
     architecture = StudentArchitecture(12, 96, 8, 64, 1000)
-    module = DistillationModule(architecture, family=family, soft_labels="unused.safetensors",
-                                num_inputs=num_inputs, block_size=400)
+    module = DistillationModule(architecture, family=family, num_inputs=num_inputs, block_size=400)
     space = SearchSpace(block_size=400, num_inputs=num_inputs, family=family)
     predicted = cost(genome_of(architecture), space)
     assert sum(p.numel() for p in module.model.parameters()) == predicted.params
     assert predicted.size_mb == pytest.approx(3.0, abs=0.05)
 
 
-def _fit(module: L.LightningModule, task: TaskData, epochs: int, tmp_path, **data_args) -> L.Trainer:
+def _fit(module: L.LightningModule, data: L.LightningDataModule, epochs: int, tmp_path) -> L.Trainer:
     trainer = L.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         num_sanity_val_steps=0, limit_val_batches=0, default_root_dir=tmp_path)
-    trainer.fit(module, datamodule=CodeDataModule(task, block_size=64, **data_args))
+    trainer.fit(module, datamodule=data)
     return trainer
 
 
@@ -73,13 +72,13 @@ def test_student_learns_from_a_teacher_that_always_answers_one(tmp_path):
     always_one = torch.tensor([[-4.0, 4.0]]).repeat(len(ids), 1)
     save_soft_labels(tmp_path / "soft.safetensors", SoftLabels(ids, always_one))
     torch.manual_seed(0)
-    module = DistillationModule(TINY, soft_labels=str(tmp_path / "soft.safetensors"), block_size=64, lr=3e-3,
-                                tokenizer_cache=str(tmp_path / "tok"), output_dir=str(tmp_path / "student"))
-    trainer = _fit(module, task, 4, tmp_path, batch_size=16)
+    module, data = distillation(TINY, task, tmp_path / "soft.safetensors", lr=3e-3, tokenizer_cache=tmp_path / "tok",
+                                output_dir=str(tmp_path / "student"))
+    trainer = _fit(module, data, 4, tmp_path)
     module.eval()
     test = task.read("test")
     with torch.no_grad():
-        probabilities = module(module.collate(test)).softmax(-1)[:, 1]
+        probabilities = module(data.collate(test)).softmax(-1)[:, 1]
     assert (probabilities > 0.9).all()
     trainer.test(module, datamodule=trainer.datamodule)
     # The HF folder round-trips and the tokenizer has exactly V tokens.
@@ -98,9 +97,9 @@ def test_online_teacher_stays_frozen_and_out_of_checkpoints(tiny_roberta, tmp_pa
     teacher.save_model_folder(tmp_path / "teacher")
     frozen_before = {k: v.clone() for k, v in load_classifier(tmp_path / "teacher")[0].state_dict().items()}
     task = TaskData(data_dir=str(SAMPLE), limit={"unlabelled": 32, "valid": 16})
-    module = DistillationModule(TINY, targets="online", teacher=str(tmp_path / "teacher"), block_size=64, lr=3e-3,
-                                tokenizer_cache=str(tmp_path / "tok"))
-    trainer = _fit(module, task, 1, tmp_path, batch_size=16)
+    module, data = distillation(TINY, task, targets="online", teacher=str(tmp_path / "teacher"), lr=3e-3,
+                                tokenizer_cache=tmp_path / "tok")
+    trainer = _fit(module, data, 1, tmp_path)
     assert module.teacher is not None and not module.teacher.training
     for key, value in module.teacher.state_dict().items():
         assert torch.equal(value, frozen_before[key]), key

@@ -11,6 +11,7 @@ import pytest
 import torch
 from conftest import SAMPLE, sample_functions
 from safetensors import safe_open
+from tiny_tasks import distillation
 
 from lit_compressor.commands.label import label
 from lit_compressor.data.readers import Example
@@ -22,8 +23,8 @@ from lit_compressor.nn.student import build_student
 from lit_compressor.nn.tokenization import train_student_tokenizer
 from lit_compressor.search.architecture import StudentArchitecture
 from lit_compressor.training.augmentation import Augmentation, EpochPairs, draw_pairs, nearest_neighbours
-from lit_compressor.training.datamodule import CodeDataModule
 from lit_compressor.training.distillation import DistillationModule, HiddenStates, Representation
+from lit_compressor.training.distillation_data import DistillationDataModule, StudentInputs, teacher_record
 from lit_compressor.training.labelling import TeacherPredictor
 from lit_compressor.training.losses import representation_loss
 
@@ -112,23 +113,29 @@ def test_augmented_pairs_are_seeded_per_epoch_and_labelled_by_the_teacher_head(s
     assert [pairs[i].id for i in range(len(examples), len(pairs))] != before
 
 
-def _fit(module, epochs, tmp_path):
+def _fit(module, data, epochs, tmp_path, **trainer_args):
     trainer = L.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        num_sanity_val_steps=0, limit_val_batches=0, default_root_dir=tmp_path)
-    trainer.fit(module, datamodule=CodeDataModule(TASK, batch_size=16, block_size=64))
+                        num_sanity_val_steps=0, limit_val_batches=0, default_root_dir=tmp_path, **trainer_args)
+    trainer.fit(module, datamodule=data)
     return trainer
+
+
+def _set_up(data: DistillationDataModule) -> DistillationDataModule:
+    """The data module as ``fit`` sets it up (tokenizer, soft labels, augmented datasets), without fitting."""
+    data.setup("fit")
+    return data
 
 
 def test_representation_term_is_trained_and_stays_out_of_the_saved_student(soft_labels, tmp_path):
     torch.manual_seed(0)
-    module = DistillationModule(TINY, soft_labels=str(soft_labels), block_size=64, lr=3e-3,
+    module, data = distillation(TINY, TASK, soft_labels, lr=3e-3,
                                 representation=Representation(weight=1.0, distance="mse"),
-                                augment=Augmentation(pairs_per_epoch=16, seed=1),
-                                tokenizer_cache=str(tmp_path / "tok"), output_dir=str(tmp_path / "student"))
+                                augment=Augmentation(pairs_per_epoch=16, seed=1), tokenizer_cache=tmp_path / "tok",
+                                output_dir=str(tmp_path / "student"))
     assert module.pooling == "mean" and module.pair_head == "interaction"  # the teacher's, from the file
     assert module.projection.in_features == 32 and module.projection.out_features == 48
     projection_before = module.projection.weight.detach().clone()
-    trainer = _fit(module, 2, tmp_path)
+    trainer = _fit(module, data, 2, tmp_path)
     assert not torch.equal(module.projection.weight, projection_before)  # the projection learns
     logged = trainer.callback_metrics
     assert {"train/kd_loss", "train/representation_loss", "train/loss"} <= set(logged)
@@ -145,32 +152,31 @@ def test_representation_term_is_trained_and_stays_out_of_the_saved_student(soft_
 
 def test_representation_term_equals_its_formula_on_a_batch(soft_labels, tmp_path):
     torch.manual_seed(0)
-    module = DistillationModule(TINY, soft_labels=str(soft_labels), block_size=64,
-                                representation=Representation(weight=0.5, distance="cosine"),
-                                tokenizer_cache=str(tmp_path / "tok"))
-    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False)
-    data = CodeDataModule(TASK, batch_size=8, block_size=64)
-    trainer.strategy.connect(module)
-    module.trainer = trainer
-    trainer.datamodule = data  # setup() reads the split from the trainer's data module
-    data.trainer = trainer
-    module.setup("fit")
-    batch = module.collate(TASK.read("unlabelled")[:4])
+    module, data = distillation(TINY, TASK, soft_labels, representation=Representation(weight=0.5, distance="cosine"),
+                                tokenizer_cache=tmp_path / "tok")
+    examples = TASK.read("unlabelled")[:4]
+    batch = _set_up(data).train_collate(examples)
+    functions = load_soft_labels(soft_labels).functions
+    rows = [functions.rows()[function_key(code)] for example in examples for code in example.codes]
+    assert batch["target_known"].tolist() == [True] * 8  # the batch carries each function's cached vector
+    assert torch.equal(batch["target_vectors"], functions.vectors[rows].float())
+    torch.testing.assert_close(batch["target_logits"], load_soft_labels(soft_labels).logits[:4])
     module.eval()  # no dropout: the term and the formula see the same vectors
     _, terms = module._feature_losses(batch)
     weight, value = terms["representation"]
     with torch.no_grad():
         pooled = module.model.features(batch["input_ids"], batch["attention_mask"]).reshape(8, 32)
-        target = module._labels.functions.vectors[batch["function_rows"].reshape(-1)].float()
+        target = functions.vectors[rows].float()
         cosines = torch.nn.functional.cosine_similarity(module.projection(pooled), target, dim=-1)
     assert weight == 0.5 and value.item() == pytest.approx(float((1 - cosines).mean()), rel=1e-5)
 
 
 def test_hidden_state_matching_maps_layers_and_trains(teacher_folder, soft_labels, tmp_path):
     torch.manual_seed(0)
-    module = DistillationModule(TINY, soft_labels=str(soft_labels), teacher=str(teacher_folder), block_size=64,
-                                hidden_states=HiddenStates(weight=1.0), tokenizer_cache=str(tmp_path / "tok"))
-    trainer = _fit(module, 1, tmp_path)
+    module, data = distillation(TINY, TASK, soft_labels, teacher=str(teacher_folder),
+                                hidden_states=HiddenStates(weight=1.0), tokenizer_cache=tmp_path / "tok")
+    assert module.student_inputs.teacher == str(teacher_folder)  # batches carry the teacher's inputs
+    trainer = _fit(module, data, 1, tmp_path)
     assert module.layer_map() == [1, 1]  # 2 student layers over 1 teacher layer
     assert trainer.callback_metrics["train/hidden_states_loss"].item() > 0
     assert len(module.layer_projections) == 2 and module.layer_projections[0].out_features == 48
@@ -183,9 +189,16 @@ def test_augment_and_representation_need_the_function_cache(tmp_path):
     ids = [e.id for e in TASK.read("unlabelled")]
     path = save_soft_labels(tmp_path / "plain.safetensors", SoftLabels(ids, torch.zeros(len(ids), 2)))
     with pytest.raises(UserError, match="lacks"):
-        DistillationModule(TINY, soft_labels=str(path), representation=Representation(weight=1.0))
+        DistillationModule(TINY, teacher_head=teacher_record(str(path)), representation=Representation(weight=1.0))
+    single = TaskData(format="devign", data_dir=str(tmp_path))
     with pytest.raises(UserError, match="pair tasks"):
-        DistillationModule(TINY, soft_labels=str(path), num_inputs=1, augment=Augmentation(pairs_per_epoch=4))
+        DistillationDataModule(single, soft_labels=str(path), augment=Augmentation(pairs_per_epoch=4),
+                               student=StudentInputs(400))
+    with pytest.raises(UserError, match="function cache"):
+        _set_up(DistillationDataModule(TASK, soft_labels=str(path), augment=Augmentation(pairs_per_epoch=4),
+                                       tokenizer_cache=str(tmp_path / "tok"), student=StudentInputs(400)))
+    with pytest.raises(UserError, match="needs a soft_labels file"):
+        DistillationDataModule(TASK, student=StudentInputs(400))
 
 
 def test_function_batches_of_a_single_function_task_train_on_every_cached_function(tmp_path):
@@ -204,25 +217,24 @@ def test_function_batches_of_a_single_function_task_train_on_every_cached_functi
     save_classifier(build_student(StudentArchitecture(1, 48, 2, 64, 400), num_inputs=1, max_positions=130,
                                   pooling="mean"), train_student_tokenizer(codes, 400), teacher)
     path = label(str(teacher), tmp_path / "soft.safetensors", task, block_size=64, functions_from=["labelled"])
-    module = DistillationModule(TINY, soft_labels=str(path), block_size=64, num_inputs=1,
-                                tokenizer_cache=str(tmp_path / "tok"),
+    module, data = distillation(TINY, task, path, tokenizer_cache=tmp_path / "tok", batch_size=8,
                                 augment=Augmentation(mode="functions", strategy="random", group_size=1))
-    trainer = L.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        limit_val_batches=0, default_root_dir=tmp_path)
-    trainer.fit(module, datamodule=CodeDataModule(task, batch_size=8, block_size=64))
-    data = trainer.train_dataloader.dataset
+    trainer = _fit(module, data, 1, tmp_path, max_steps=2)
+    dataset = trainer.train_dataloader.dataset
     cached = len({function_key(c) for c in codes[:44]})  # the sample repeats some functions
-    assert len(data) == cached and sorted(group.rows[0] for group in data.groups) == list(range(cached))
+    assert len(dataset) == cached and sorted(group.rows[0] for group in dataset.groups) == list(range(cached))
 
-    batch = module.collate(data.groups[:5])
+    batch = data.train_collate(dataset.groups[:5])
     assert batch["pair_index"].tolist() == [[0], [1], [2], [3], [4]]  # each function is one example
     module.eval()
-    logits, targets, _ = module._function_batch_losses(batch)
+    logits, _ = module._function_batch_losses(batch)
+    targets = batch["target_logits"]
     with torch.no_grad():
         expected = module.model(batch["input_ids"], batch["attention_mask"])
     torch.testing.assert_close(logits, expected)
     predictor = TeacherPredictor(str(teacher), block_size=64)
-    examples = [Example(str(row), (module._codes[row],)) for row in batch["function_rows"].reshape(-1).tolist()]
+    by_key = {function_key(c): c for c in codes}
+    examples = [Example(key, (by_key[key],)) for key in batch["ids"]]
     with torch.no_grad():
         direct = predictor(predictor.collate(examples))
     torch.testing.assert_close(targets, direct, atol=2e-3, rtol=0)
@@ -236,23 +248,23 @@ def test_function_batches_train_on_every_pair_of_their_functions(soft_labels, tm
 
     assert all_pairs(3).tolist() == [[0, 1], [0, 2], [1, 0], [1, 2], [2, 0], [2, 1]]
     torch.manual_seed(0)
-    module = DistillationModule(TINY, soft_labels=str(soft_labels), block_size=64, lr=3e-3,
-                                augment=Augmentation(mode="functions", group_size=3, neighbours=4, seed=2),
-                                tokenizer_cache=str(tmp_path / "tok"))
-    trainer = _fit(module, 1, tmp_path)
-    data = trainer.train_dataloader.dataset
-    functions = module._labels.functions
-    assert isinstance(data, EpochFunctions) and len(data) == len(functions.keys)  # every function an anchor
-    anchors = sorted(group.rows[0] for group in data.groups)
+    module, data = distillation(TINY, TASK, soft_labels, lr=3e-3, tokenizer_cache=tmp_path / "tok",
+                                augment=Augmentation(mode="functions", group_size=3, neighbours=4, seed=2))
+    trainer = _fit(module, data, 1, tmp_path)
+    dataset = trainer.train_dataloader.dataset
+    functions = data.labels.functions
+    assert isinstance(dataset, EpochFunctions) and len(dataset) == len(functions.keys)  # every function an anchor
+    anchors = sorted(group.rows[0] for group in dataset.groups)
     assert anchors == list(range(len(functions.keys)))
-    for group in data.groups[:5]:  # the partners are among the anchor's 4 nearest
-        assert set(group.rows[1:]) <= set(data.neighbours[group.rows[0]].tolist())
+    for group in dataset.groups[:5]:  # the partners are among the anchor's 4 nearest
+        assert set(group.rows[1:]) <= set(dataset.neighbours[group.rows[0]].tolist())
 
-    batch = module.collate(data.groups[:4])
-    rows = batch["function_rows"].reshape(-1)
+    batch = data.train_collate(dataset.groups[:4])
+    rows = torch.tensor([functions.rows()[key] for key in batch["ids"]])
     assert len(rows) == len(set(rows.tolist())) <= 12 and len(batch["pair_index"]) == len(rows) * (len(rows) - 1)
     module.eval()
-    logits, targets, _ = module._function_batch_losses(batch)
+    logits, _ = module._function_batch_losses(batch)
+    targets = batch["target_logits"]
     with torch.no_grad():
         pooled = module.model.features(batch["input_ids"], batch["attention_mask"]).reshape(len(rows), -1)
     first, second = batch["pair_index"][0].tolist()
@@ -263,10 +275,10 @@ def test_function_batches_train_on_every_pair_of_their_functions(soft_labels, tm
 
 
 def test_under_ddp_each_rank_builds_the_same_epoch_and_takes_its_own_share(soft_labels):
-    """Every rank draws the same pairs from (seed, epoch); the distributed sampler splits them."""
-    from torch.utils.data import DistributedSampler
-
+    """Every rank draws the same pairs from (seed, epoch); the distributed sampler that the training loader gets
+    under DDP passes Lightning's ``set_epoch`` on to the dataset and splits it."""
     from lit_compressor.training.augmentation import EpochFunctions
+    from lit_compressor.training.datamodule import train_loader
 
     functions = load_soft_labels(soft_labels).functions
     examples = TASK.read("unlabelled")
@@ -274,12 +286,15 @@ def test_under_ddp_each_rank_builds_the_same_epoch_and_takes_its_own_share(soft_
     for make in (lambda: EpochPairs(examples, functions, codes, Augmentation(pairs_per_epoch=20, seed=3)),
                  lambda: EpochFunctions(functions, Augmentation(mode="functions", seed=3))):
         ranks = [make(), make()]  # one dataset per process
-        for data in ranks:
-            data.set_epoch(2)
-        shares = [list(DistributedSampler(data, num_replicas=2, rank=rank, shuffle=True, seed=0))
-                  for rank, data in enumerate(ranks)]
+        samplers = [train_loader(data, 4, list, world=(2, rank)).sampler for rank, data in enumerate(ranks)]
+        first = [str(ranks[0][i]) for i in range(len(ranks[0]))]
+        for sampler in samplers:
+            sampler.set_epoch(2)  # what Lightning calls when epoch 2 starts
+        assert all(data.epoch == 2 for data in ranks)
+        shares = [list(sampler) for sampler in samplers]
         assert not set(shares[0]) & set(shares[1]) and set(shares[0]) | set(shares[1]) == set(range(len(ranks[0])))
         assert [str(ranks[0][i]) for i in range(len(ranks[0]))] == [str(ranks[1][i]) for i in range(len(ranks[1]))]
+        assert [str(ranks[0][i]) for i in range(len(ranks[0]))] != first  # epoch 2 drew anew
 
 
 def test_function_cache_can_hold_the_labelled_split_functions_too(teacher_folder, tmp_path):
@@ -291,11 +306,9 @@ def test_function_cache_can_hold_the_labelled_split_functions_too(teacher_folder
     expected = {function_key(c) for e in unlabelled + labelled for c in e.codes}
     assert set(labels.functions.keys) == expected and labels.metadata["functions_from"] == "unlabelled,labelled"
     assert labels.ids == [e.id for e in unlabelled]  # soft labels only for the unlabelled split
-    valid = {function_key(c) for e in task.read("valid") for c in e.codes} - expected
-    assert not valid & set(labels.functions.keys)
-    module = DistillationModule(TINY, soft_labels=str(path), block_size=64, tokenizer_cache=str(tmp_path / "tok"),
+    valid_only = {function_key(c) for e in task.read("valid") for c in e.codes} - expected
+    assert len(valid_only) >= 8  # the valid split has functions of its own, and the cache (== expected) has none
+    module, data = distillation(TINY, task, path, tokenizer_cache=tmp_path / "tok", batch_size=8,
                                 augment=Augmentation(mode="functions", group_size=2))
-    trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        limit_val_batches=0, default_root_dir=tmp_path)
-    trainer.fit(module, datamodule=CodeDataModule(task, batch_size=8, block_size=64))
+    trainer = _fit(module, data, 1, tmp_path, max_steps=1)
     assert len(trainer.train_dataloader.dataset) == len(expected)  # every cached function is an anchor

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import make_tiny_teacher, sample_functions
+from tiny_tasks import distillation
 from transformers import AutoModel, PreTrainedModel
 
 from lit_compressor.core.errors import UserError
@@ -53,8 +54,9 @@ def teacher_folder(tmp_path_factory):
 
 @pytest.fixture
 def labelled16(sample_task):
+    """16 labelled pairs, batched by a module's own encoder (as LitCompressorCLI pairs them)."""
     sample_task.limit["labelled"] = 16
-    return CodeDataModule(sample_task, batch_size=4, block_size=64)
+    return lambda module: CodeDataModule(sample_task, batch_size=4, block_size=64, encoder=module.code_encoder)
 
 
 # --- BERT-of-Theseus --------------------------------------------------------------------------------
@@ -89,7 +91,8 @@ def test_theseus_fit_keeps_the_predecessor_and_exports_a_real_k_layer_model(teac
     assert same(snapshot(module.predecessor), snapshot(teacher.encoder.encoder.layer))
     predecessor, frozen = snapshot(module.predecessor), snapshot(module.model.encoder.embeddings)
     head = snapshot(module.model.classifier)
-    batch = module.collate(labelled16.split("labelled"))
+    data = labelled16(module)
+    batch = module.collate(data.split("labelled"))
     before = batch_loss(module, batch)
     seen: dict[str, object] = {}
 
@@ -100,7 +103,7 @@ def test_theseus_fit_keeps_the_predecessor_and_exports_a_real_k_layer_model(teac
                 seen["head"] = snapshot(pl_module.model.classifier)
                 seen["schedule"] = pl_module.schedule()
 
-    trainer(6, callbacks=[Probe()]).fit(module, datamodule=labelled16)
+    trainer(6, callbacks=[Probe()]).fit(module, datamodule=data)
     assert same(snapshot(module.predecessor), predecessor)
     assert same(seen["embeddings"], frozen) and same(seen["head"], head)  # the paper trains only successors
     assert seen["schedule"] == ReplacementSchedule("linear", 0.5, slope=0.5 / 12)  # p = 1 after 3 epochs x 4
@@ -117,6 +120,28 @@ def test_theseus_fit_keeps_the_predecessor_and_exports_a_real_k_layer_model(teac
         assert torch.equal(loaded(**inputs), module.model(**inputs))
     assert metadata["successor_layers"] == 2
     assert AutoModel.from_pretrained(tmp_path / "successor").config.num_hidden_layers == 2
+
+
+class ConstantScore(TheseusModule):
+    """Theseus whose monitored score never improves."""
+
+    def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
+        self.log("val/constant", 0.5)
+
+
+def test_theseus_stops_early_counting_the_fine_tuning_validations_only(teacher_folder, labelled16):
+    """Lightning's EarlyStopping with patience 1: the 3 replacement epochs' flat scores are not counted; the first
+    fine-tuning validation sets the best, the second does not beat it, and fit stops there (5 epochs of 20)."""
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    module = ConstantScore(str(teacher_folder), successor_layers=2, replacement_epochs=3, finetune_patience=1,
+                           monitor="val/constant", block_size=64)
+    fit = trainer(20)
+    fit.fit(module, datamodule=labelled16(module))
+    stop = next(c for c in fit.callbacks if isinstance(c, EarlyStopping))
+    assert fit.current_epoch == 5 and stop.stopped_epoch == 4 and stop.wait_count == 1
+    assert float(stop.best_score) == 0.5
 
 
 # --- Ladder Side-Tuning -----------------------------------------------------------------------------
@@ -139,7 +164,7 @@ def wide_backbone(tmp_path_factory):
 def test_ladder_gradient_never_reaches_the_backbone_and_uses_less_memory(wide_backbone, labelled16):
     torch.manual_seed(0)
     module = LadderSideModule(str(wide_backbone), reduction=8, block_size=64)
-    batch = module.collate(labelled16.split("labelled"))
+    batch = module.collate(labelled16(module).split("labelled"))
     inputs, labels = model_inputs(batch), batch["labels"]
     module.train()
     assert not module.model.backbone.training
@@ -161,9 +186,10 @@ def test_ladder_fit_keeps_the_backbone_lowers_the_loss_and_round_trips(tiny_robe
     module = LadderSideModule(str(tiny_roberta), reduction=4, block_size=64, lr=1e-2, warmup_ratio=0.0,
                               output_dir=str(tmp_path / "lst"))
     backbone = snapshot(module.model.backbone)
-    batch = module.collate(labelled16.split("labelled"))
+    data = labelled16(module)
+    batch = module.collate(data.split("labelled"))
     before = batch_loss(module, batch)
-    trainer(8, check_val_every_n_epoch=8).fit(module, datamodule=labelled16)
+    trainer(8, check_val_every_n_epoch=8).fit(module, datamodule=data)
     assert same(snapshot(module.model.backbone), backbone)
     assert batch_loss(module, batch) < before
     network, _, metadata = LadderSideModule.load_folder(tmp_path / "lst")
@@ -189,18 +215,16 @@ def test_bilstm_size_is_exact_and_near_the_target(target_mb, num_inputs):
 
 def test_bilstm_distills_soft_labels_and_round_trips(sample_task, tmp_path):
     sample_task.limit["unlabelled"] = 16
-    data = CodeDataModule(sample_task, batch_size=4, block_size=64)
-    examples = data.split("unlabelled")
+    examples = sample_task.read("unlabelled")
     torch.manual_seed(0)
     logits = torch.randn(len(examples), 2) * 3
     save_soft_labels(tmp_path / "soft.safetensors", SoftLabels([e.id for e in examples], logits))
-    module = BiLSTMModule(target_mb=0.3, vocab_size=300, embedding_dim=32,
-                          soft_labels=str(tmp_path / "soft.safetensors"), tokenizer_cache=str(tmp_path / "tok"),
-                          block_size=64, lr=1e-2, warmup_ratio=0.0,
-                          output_dir=str(tmp_path / "bilstm"))
+    module, data = distillation(None, sample_task, tmp_path / "soft.safetensors", kind=BiLSTMModule, target_mb=0.3,
+                                vocab_size=300, embedding_dim=32, tokenizer_cache=tmp_path / "tok", batch_size=4,
+                                lr=1e-2, warmup_ratio=0.0, output_dir=str(tmp_path / "bilstm"))
     initial = copy.deepcopy(module.model).eval()
     trainer(12, check_val_every_n_epoch=12).fit(module, datamodule=data)
-    batch = module.collate(examples)  # the tokenizer exists once fit has set the module up
+    batch = data.collate(examples)  # the data module's tokenizer exists once fit has set it up
     module.eval()
     with torch.no_grad():
         after = float(distillation_loss(module(batch), logits))

@@ -8,12 +8,11 @@ from pathlib import Path
 import lightning as L
 import torch
 from conftest import ROOT, SAMPLE
+from tiny_tasks import distillation
 
 from lit_compressor.data.task import TaskData
 from lit_compressor.labels.soft_labels import SoftLabels, save_soft_labels
 from lit_compressor.search.architecture import StudentArchitecture
-from lit_compressor.training.datamodule import CodeDataModule
-from lit_compressor.training.distillation import DistillationModule
 
 
 class RecordLoss(L.Callback):
@@ -32,13 +31,13 @@ def test_bf16_mixed_distillation_step_on_cpu(tmp_path):
     ids = [e.id for e in task.read("unlabelled")]
     soft = save_soft_labels(tmp_path / "soft.safetensors", SoftLabels(ids, torch.randn(len(ids), 2)))
     torch.manual_seed(0)
-    module = DistillationModule(StudentArchitecture(1, 32, 2, 64, 300), soft_labels=str(soft), block_size=64,
-                                tokenizer_cache=str(tmp_path / "tokenizers"), temperature=2.0)
+    module, data = distillation(StudentArchitecture(1, 32, 2, 64, 300), task, soft, batch_size=8,
+                                tokenizer_cache=tmp_path / "tokenizers", temperature=2.0)
     record = RecordLoss()
     trainer = L.Trainer(accelerator="cpu", devices=1, precision="bf16-mixed", max_steps=2, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                         limit_val_batches=0, callbacks=[record])
-    trainer.fit(module, datamodule=CodeDataModule(task, batch_size=8, block_size=64))
+    trainer.fit(module, datamodule=data)
     assert len(record.losses) == 2 and all(torch.isfinite(loss) for loss in record.losses)
     assert record.logits_dtypes == {torch.bfloat16}  # autocast really ran the student in bf16
     assert next(module.model.parameters()).dtype == torch.float32  # mixed: weights stay fp32

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import lightning as L
 import pytest
 import torch
@@ -33,7 +35,7 @@ def test_teacher_fits_and_loss_goes_down(family, request, sample_task, tmp_path)
     module = TeacherModule(str(folder), num_inputs=2, block_size=64, lr=3e-3, warmup_ratio=0.0,
                            output_dir=str(tmp_path / "teacher"))
     sample_task.limit["labelled"] = 16
-    data = CodeDataModule(sample_task, batch_size=16, block_size=64)
+    data = CodeDataModule(sample_task, batch_size=16, block_size=64, encoder=module.code_encoder)
     module_batch = module.collate(data.split("labelled"))
     assert module_batch["input_ids"].shape[:2] == (16, 2) and module_batch["input_ids"].shape[2] <= 64
 
@@ -68,8 +70,51 @@ def test_trainable_layers_freezes_the_embeddings_and_the_lower_layers(tiny_rober
     trainer = L.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         limit_val_batches=0, default_root_dir=tmp_path)
     top = encoder.encoder.layer[1].attention.self.query.weight.detach().clone()
-    trainer.fit(module, datamodule=CodeDataModule(sample_task, batch_size=8, block_size=64))
+    trainer.fit(module, datamodule=CodeDataModule(sample_task, batch_size=8, block_size=64,
+                                                  encoder=module.code_encoder))
     assert all(torch.equal(p, frozen[n]) for n, p in module.named_parameters() if n in frozen)
     assert not torch.equal(encoder.encoder.layer[1].attention.self.query.weight, top)
     with pytest.raises(UserError, match="between 0 and the encoder's 2 layers"):
         TeacherModule(str(tiny_roberta), trainable_layers=3)
+
+
+class FallingScore(TeacherModule):
+    """A teacher whose monitored score falls every validation: its best checkpoint is the first."""
+
+    def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
+        self.log("val/score", -float(self.current_epoch))
+
+
+def test_save_model_folder_writes_the_best_checkpoint_and_keeps_the_last_weights(tiny_roberta, sample_task, tmp_path):
+    """The SaveModelFolder callback every module brings: the folder holds the best checkpoint's weights (epoch 0
+    of 3 here), the module keeps the weights it ended with, and ``test`` writes metrics.json beside them."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from lit_compressor.training.callbacks import SaveModelFolder
+    from lit_compressor.training.resume import load_checkpoint_state
+
+    torch.manual_seed(0)
+    module = FallingScore(str(tiny_roberta), num_inputs=2, block_size=64, lr=1e-2, warmup_ratio=0.0,
+                          output_dir=str(tmp_path / "teacher"))
+    sample_task.limit["labelled"] = 8
+    checkpoint = ModelCheckpoint(dirpath=tmp_path / "checkpoints", monitor="val/score", mode="max", save_top_k=1)
+    trainer = L.Trainer(max_epochs=3, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        num_sanity_val_steps=0, limit_val_batches=1, callbacks=[checkpoint])
+    data = CodeDataModule(sample_task, batch_size=8, block_size=64, encoder=module.code_encoder)
+    trainer.fit(module, datamodule=data)
+    assert sum(isinstance(c, SaveModelFolder) for c in trainer.callbacks) == 1
+    assert "epoch=0" in checkpoint.best_model_path
+    best = {k[len("model."):]: v for k, v in load_checkpoint_state(checkpoint.best_model_path).items()
+            if k.startswith("model.")}
+    saved, _, _ = load_classifier(tmp_path / "teacher")
+    assert saved.state_dict().keys() == best.keys()
+    assert all(torch.equal(value, best[key]) for key, value in saved.state_dict().items())
+    last = module.model.state_dict()
+    assert not all(torch.equal(last[key], best[key]) for key in best)  # the module kept its own last weights
+    assert not (tmp_path / "teacher" / "metrics.json").exists()
+    trainer.test(module, datamodule=data)
+    assert sum(isinstance(c, SaveModelFolder) for c in trainer.callbacks) == 1  # not attached twice
+    metrics = json.loads((tmp_path / "teacher" / "metrics.json").read_text())
+    assert metrics["params"] == sum(p.numel() for p in module.model.parameters())
+    assert sum(metrics["prediction_counts"]) == len(data.split("test"))

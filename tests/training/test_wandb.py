@@ -27,10 +27,10 @@ def tiny_distillation_config(tmp_path: Path) -> Path:
     config = {
         "seed_everything": 0,
         "model": {"class_path": "lit_compressor.training.distillation.DistillationModule", "init_args": {
-            "architecture": ARCHITECTURE, "soft_labels": str(soft), "lr": 1e-3,
-            "tokenizer_cache": str(tmp_path / "tokenizers"), "output_dir": str(tmp_path / "student")}},
-        "data": {"task": {"data_dir": str(SAMPLE), "limit": LIMIT}, "block_size": 64, "batch_size": 16,
-                 "eval_batch_size": 8},
+            "architecture": ARCHITECTURE, "lr": 1e-3, "output_dir": str(tmp_path / "student")}},
+        "data": {"class_path": "lit_compressor.training.distillation_data.DistillationDataModule", "init_args": {
+            "task": {"data_dir": str(SAMPLE), "limit": LIMIT}, "block_size": 64, "batch_size": 16,
+            "eval_batch_size": 8, "soft_labels": str(soft), "tokenizer_cache": str(tmp_path / "tokenizers")}},
         "trainer": {"max_epochs": 1, "accelerator": "cpu", "devices": 1, "enable_progress_bar": False,
                     "enable_model_summary": False, "num_sanity_val_steps": 0,
                     "default_root_dir": str(tmp_path / "logs")},
