@@ -14,7 +14,8 @@ COLLAPSE_SHARE = 0.99
 COLUMNS = (("accuracy", "accuracy", "{:.4f}"), ("accuracy_fp32", "accuracy (fp32 PyTorch)", "{:.4f}"),
            ("precision", "precision", "{:.4f}"), ("recall", "recall", "{:.4f}"), ("f1", "F1", "{:.4f}"),
            ("params", "params", "{:,}"), ("size_mb", "MB", "{:.2f}"), ("shipped_mb", "MB shipped", "{:.2f}"),
-           ("p50_ms", "p50 ms (PyTorch)", "{:.1f}"), ("shipped_p50_ms", "p50 ms (int8 ONNX)", "{:.1f}"))
+           ("p50_ms", "p50 ms (PyTorch)", "{:.1f}"), ("shipped_p50_ms", "p50 ms (int8 ONNX)", "{:.1f}"),
+           ("agreement_with_teacher", "agrees with teacher", "{:.1%}"), ("renaming_flips", "renaming flips", "{:,}"))
 SHIPPED = "onnx-int8"
 
 
@@ -43,11 +44,25 @@ def _timed(timing: dict[str, Any], role: str) -> dict[str, Any]:
             "shipped_mb": shipped.get("size_mb"), "name": (eager or shipped).get("name", role).rsplit(" (", 1)[0]}
 
 
+def robustness_cells(robustness: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per model of a robustness report: its clean agreement with the teacher and its flips under the report's
+    first transformation (in ``compress``: Morph's two renamings together)."""
+    first = robustness["transformed"][0] if robustness["transformed"] else None
+    cells: dict[str, dict[str, Any]] = {}
+    for name, clean in robustness["clean"].items():
+        cells[name] = {"agreement_with_teacher": clean.get("agreement_with_teacher")}
+        if first is not None:
+            cells[name].update(renaming_flips=first["models"][name]["flips"],
+                               renaming_flip_rate=first["models"][name]["flip_rate"])
+    return cells
+
+
 def build_report(task: TaskData, teacher_folder: Path, teacher_metrics: Path, student_folder: Path,
-                 benchmark_file: Path, records: list, wall_seconds: float, export_file: Path | None = None
-                 ) -> dict[str, Any]:
+                 benchmark_file: Path, records: list, wall_seconds: float, export_file: Path | None = None,
+                 robustness_file: Path | None = None) -> dict[str, Any]:
     """Teacher, student (as shipped) and any proxy teacher: test metrics, size, p50 in eager PyTorch and as
-    shipped; ratios like for like; stage times; collapse warnings.
+    shipped; ratios like for like; stage times; collapse warnings; with ``robustness_file``, the student's agreement
+    with the teacher and both models' prediction flips under the renaming the robustness stage measured.
 
     The student's scores are the shipped model's (int8 ONNX, from ``export.json``, on the test examples the export
     checked: the whole test split in ``compress``); ``accuracy_fp32`` is its PyTorch model's on the same split.
@@ -66,6 +81,12 @@ def build_report(task: TaskData, teacher_folder: Path, teacher_metrics: Path, st
         export = json.loads(export_file.read_text())
         if export.get("shipped_scores"):
             rows["student"].update(export["shipped_scores"], accuracy_source=f"int8 ONNX on {export['check_inputs']}")
+    robust = None
+    if robustness_file is not None and robustness_file.is_file():
+        robust = json.loads(robustness_file.read_text())
+        for name, cells in robustness_cells(robust).items():
+            rows[name].update(cells)
+        rows["teacher"].pop("agreement_with_teacher")  # the teacher is the reference: no agreement of its own
     rows["teacher"].pop("accuracy_fp32")  # the teacher's accuracy is its PyTorch model's: one column says it
     if timing.get("proxy"):
         rows["proxy"] = {"params": next(s["parameters"] for s in timing["systems"] if s.get("role") == "proxy"),
@@ -78,8 +99,14 @@ def build_report(task: TaskData, teacher_folder: Path, teacher_metrics: Path, st
         "times_smaller": teacher["size_mb"] / student["size_mb"],
         "like_for_like": timing.get("ratios", []),
     }
-    return {"task": task.to_dict(), **rows, "student_over_teacher": ratio, "warnings": warnings,
-            "wall_seconds": round(wall_seconds, 1), "stages": [asdict(r) for r in records],
+    robustness = None
+    if robust is not None:
+        first = robust["transformed"][0] if robust["transformed"] else {}
+        robustness = {"file": str(robustness_file), "examples": robust["examples"],
+                      "renaming": first.get("transformation"), "seed": first.get("seed"),
+                      "backends": {name: robust[name]["backend"] for name in robust["clean"]}}
+    return {"task": task.to_dict(), **rows, "student_over_teacher": ratio, "robustness": robustness,
+            "warnings": warnings, "wall_seconds": round(wall_seconds, 1), "stages": [asdict(r) for r in records],
             "timing": timing["environment"]}
 
 
@@ -96,7 +123,17 @@ def summary(report: dict[str, Any]) -> str:
     if speeds:
         text += "; p50 at batch 1 on this CPU, runtime against the same runtime: " + ", ".join(
             f"{r['times_faster_p50']:.1f}x vs {r['reference']} ({r['student_backend']})" for r in speeds)
-    return text + "."
+    text += "."
+    robust = report.get("robustness")
+    if robust:
+        student, teacher = report["student"], report["teacher"]
+        text += (f" On the {robust['examples']:,} test examples the student ({robust['backends']['student']}) agrees "
+                 f"with the teacher on {student['agreement_with_teacher']:.1%}")
+        if robust["renaming"]:
+            text += (f"; renaming ({robust['renaming']}, seed {robust['seed']}) flips {student['renaming_flips']:,} "
+                     f"of the student's predictions and {teacher['renaming_flips']:,} of the teacher's")
+        text += "."
+    return text
 
 
 def write_report(output: Path, report: dict[str, Any]) -> None:
