@@ -15,7 +15,7 @@ DEFAULT_COPY_TRANSFORMATIONS = ("+".join(MORPH_RENAMINGS), "rename_locals", "dea
 """Morph's two renamings together, then the other three: every edit the robustness report measures."""
 
 COPY_SEED = 1000
-"""Away from the robustness report's seeds (0 by default): the report tests on names training never saw."""
+"""Away from the robustness report's seeds (0 by default): the report tests on draws training never saw."""
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,13 @@ changed are predicted again: an unchanged example keeps its clean prediction, so
 transformation's doing. A function is transformed once, wherever it occurs: both functions of a pair are
 transformed, and a function shared by several pairs gets the same new text in each. On the clean split the
 report also gives every other model's agreement with the reference model (the teacher): how often it predicts
-the teacher's class.
+the teacher's class, and the wall seconds of each prediction pass and transformation (what the report costs).
 """
 
 from __future__ import annotations
 
 import statistics
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -95,7 +96,11 @@ def measure_robustness(predictors: Mapping[str, Predict], examples: Sequence[Exa
     labels = np.array([-1 if e.label is None else e.label for e in examples])
     inputs = max((len(e.codes) for e in examples), default=1)
     say(f"predicting {len(examples)} clean examples")
-    clean = {name: predict(examples) for name, predict in predictors.items()}
+    clean, clean_seconds = {}, {}
+    for name, predict in predictors.items():
+        started = time.perf_counter()
+        clean[name] = predict(examples)
+        clean_seconds[name] = round(time.perf_counter() - started, 3)
     clean_report: dict[str, dict[str, Any]] = {name: {"accuracy": _accuracy(p, labels)} for name, p in clean.items()}
     if reference in clean:
         for name, predictions in clean.items():
@@ -105,25 +110,29 @@ def measure_robustness(predictors: Mapping[str, Predict], examples: Sequence[Exa
     rows = []
     for transformation in transformations:
         for seed in seeds:
+            started = time.perf_counter()
             split = transform_split(examples, language, transformation, seed)
+            seconds = {"transform": round(time.perf_counter() - started, 3)}
             changed = [e for e, c in zip(split.examples, split.changed, strict=True) if c]
             say(f"{transformation} (seed {seed}): {len(changed)} of {len(examples)} examples changed")
             models = {}
             for name, predict in predictors.items():
                 predictions = clean[name].copy()
+                started = time.perf_counter()
                 predictions[split.changed] = predict(changed)
+                seconds[name] = round(time.perf_counter() - started, 3)
                 flips = int((predictions != clean[name]).sum())
                 accuracy = _accuracy(predictions, labels)
                 models[name] = {"accuracy": accuracy, "drop": _drop(clean_report[name]["accuracy"], accuracy),
                                 "flips": flips, "flip_rate": flips / len(examples)}
             rows.append({"transformation": transformation, "seed": seed, "functions": split.stats.to_dict(),
-                         "examples_changed": int(split.changed.sum()), "models": models})
+                         "examples_changed": int(split.changed.sum()), "models": models, "seconds": seconds})
     return {"examples": len(examples), "labelled": int((labels >= 0).sum()), "inputs_per_example": inputs,
             "language": language, "transformations": list(transformations), "seeds": list(seeds),
             "pairs": ("both functions of a pair are transformed; a function shared by pairs is transformed once"
                       if inputs > 1 else None),
             "flip_rate_over": "all examples", "drop": "clean accuracy minus transformed accuracy",
-            "clean": clean_report, "transformed": rows, "summary": summarise(rows)}
+            "clean": clean_report, "clean_seconds": clean_seconds, "transformed": rows, "summary": summarise(rows)}
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float | None]]]:

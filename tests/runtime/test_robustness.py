@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from conftest import SHARED_DATA
@@ -103,3 +105,15 @@ def test_a_real_folder_agrees_with_itself_and_its_flips_are_its_own_predictions(
     labels = np.array([e.label for e in examples])
     assert report["clean"]["teacher"]["accuracy"] == pytest.approx(float((clean == labels).mean()))
     assert result["examples_changed"] == int(split.changed.sum()) >= 10
+
+
+def test_each_prediction_pass_and_transformation_is_timed():
+    """What a report costs: the clean pass over all 4 examples, then only the 3 that renaming parameters changed."""
+    def slow(examples: list[Example]) -> np.ndarray:
+        time.sleep(0.05 * len(examples))
+        return by_name(examples)
+
+    timed = measure_robustness({"teacher": slow}, SLICE, "java", ["rename_parameters"])
+    assert timed["clean_seconds"]["teacher"] >= 0.2
+    seconds = timed["transformed"][0]["seconds"]
+    assert set(seconds) == {"transform", "teacher"} and seconds["teacher"] >= 0.15 and seconds["transform"] >= 0
