@@ -57,6 +57,21 @@ def robustness_cells(robustness: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return cells
 
 
+def robustness_figures(robust: dict[str, Any], source: Path) -> dict[str, Any]:
+    """The report's ``agreement`` (the student's with the teacher on the clean split) and ``robustness`` (each
+    transformation's flips of both models), as the model card lists them."""
+    figures: dict[str, Any] = {"robustness_file": str(source), "robustness_examples": robust["examples"],
+                               "robustness_backends": {name: robust[name]["backend"] for name in robust["clean"]}}
+    agreement = robust["clean"].get("student", {}).get("agreement_with_teacher")
+    if agreement is not None:
+        figures["agreement"] = {"with_teacher_on_test": agreement}
+    figures["robustness"] = {f"{row['transformation']} (seed {row['seed']})": {
+        **{f"{name}_flips": model["flips"] for name, model in row["models"].items()},
+        **{f"{name}_flip_rate": model["flip_rate"] for name, model in row["models"].items()}}
+        for row in robust["transformed"]}
+    return figures
+
+
 def build_report(task: TaskData, teacher_folder: Path, teacher_metrics: Path, student_folder: Path,
                  benchmark_file: Path, records: list, wall_seconds: float, export_file: Path | None = None,
                  robustness_file: Path | None = None) -> dict[str, Any]:
@@ -99,13 +114,8 @@ def build_report(task: TaskData, teacher_folder: Path, teacher_metrics: Path, st
         "times_smaller": teacher["size_mb"] / student["size_mb"],
         "like_for_like": timing.get("ratios", []),
     }
-    robustness = None
-    if robust is not None:
-        first = robust["transformed"][0] if robust["transformed"] else {}
-        robustness = {"file": str(robustness_file), "examples": robust["examples"],
-                      "renaming": first.get("transformation"), "seed": first.get("seed"),
-                      "backends": {name: robust[name]["backend"] for name in robust["clean"]}}
-    return {"task": task.to_dict(), **rows, "student_over_teacher": ratio, "robustness": robustness,
+    extra = robustness_figures(robust, robustness_file) if robust is not None else {}
+    return {"task": task.to_dict(), **rows, "student_over_teacher": ratio, **extra,
             "warnings": warnings, "wall_seconds": round(wall_seconds, 1), "stages": [asdict(r) for r in records],
             "timing": timing["environment"]}
 
@@ -124,14 +134,14 @@ def summary(report: dict[str, Any]) -> str:
         text += "; p50 at batch 1 on this CPU, runtime against the same runtime: " + ", ".join(
             f"{r['times_faster_p50']:.1f}x vs {r['reference']} ({r['student_backend']})" for r in speeds)
     text += "."
-    robust = report.get("robustness")
-    if robust:
+    if report.get("robustness_file"):
         student, teacher = report["student"], report["teacher"]
-        text += (f" On the {robust['examples']:,} test examples the student ({robust['backends']['student']}) agrees "
-                 f"with the teacher on {student['agreement_with_teacher']:.1%}")
-        if robust["renaming"]:
-            text += (f"; renaming ({robust['renaming']}, seed {robust['seed']}) flips {student['renaming_flips']:,} "
-                     f"of the student's predictions and {teacher['renaming_flips']:,} of the teacher's")
+        text += (f" On the {report['robustness_examples']:,} test examples the student "
+                 f"({report['robustness_backends']['student']}) agrees with the teacher on "
+                 f"{student['agreement_with_teacher']:.1%}")
+        if report["robustness"]:
+            text += (f"; {next(iter(report['robustness']))} flips {student['renaming_flips']:,} of the student's "
+                     f"predictions and {teacher['renaming_flips']:,} of the teacher's")
         text += "."
     return text
 

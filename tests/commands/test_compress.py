@@ -70,8 +70,13 @@ def test_compress_runs_every_stage_then_skips_them(tiny_bert, tmp_path):
     assert "agreement_with_teacher" not in report["teacher"]
     table = (run / "report.md").read_text()
     assert "| agrees with teacher | renaming flips |" in table.splitlines()[2]
-    assert (f"agrees with the teacher on {student['agreement_with_teacher']:.1%}; renaming "
-            f"(rename_method+rename_parameters, seed 0) flips {student['renaming_flips']} of the student's") in table
+    assert (f"agrees with the teacher on {student['agreement_with_teacher']:.1%}; rename_method+rename_parameters "
+            f"(seed 0) flips {student['renaming_flips']} of the student's") in table
+    assert report["agreement"] == {"with_teacher_on_test": student["agreement_with_teacher"]}  # the model card's
+    assert report["robustness"] == {"rename_method+rename_parameters (seed 0)": {
+        "teacher_flips": report["teacher"]["renaming_flips"], "student_flips": student["renaming_flips"],
+        "teacher_flip_rate": report["teacher"]["renaming_flips"] / 32,
+        "student_flip_rate": student["renaming_flips"] / 32}}
 
     stamps = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file() and "report" not in p.name}
     again = compress(**settings)
