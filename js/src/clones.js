@@ -12,7 +12,7 @@ import path from "node:path";
 
 import ort from "onnxruntime-node";
 
-import { createSession, exists, firstFile, readModelConfig } from "./classifier.js";
+import { createSession, exists, firstFile, readModelConfig, resolveFolder } from "./classifier.js";
 import { normalizeWhitespace } from "./normalize.js";
 import { CodeTokenizer } from "./tokenizer.js";
 
@@ -46,6 +46,17 @@ function positiveProbabilities(logits, labels, positiveLabel) {
   return out;
 }
 
+/**
+ * "fp32" when `folder` itself holds the fp32 encoder graph (a full export), else "int8" (a shipped folder, or an
+ * export folder: its shipped/ subfolder).
+ * @param {string} folder
+ * @returns {Promise<"fp32" | "int8">}
+ */
+export async function defaultPrecision(folder) {
+  for (const name of ENCODER_FILES.fp32) if (await exists(path.join(folder, name))) return "fp32";
+  return "int8";
+}
+
 export class CloneModel {
   /**
    * @param {ort.InferenceSession} encoder
@@ -69,14 +80,16 @@ export class CloneModel {
   }
 
   /**
-   * Load the clone-search graphs of an exported folder. `precision` "fp32" (default: equal to the
-   * pair model's scores) or "int8" (smaller; dynamic quantisation makes scores differ by ~1e-3).
+   * Load the clone-search graphs of a shipped or exported folder. `precision` "int8" (a shipped folder's
+   * `encoder.int8.onnx`) or "fp32" (a full export's: equal to the pair model's scores; dynamic int8 makes them
+   * differ by ~1e-3); by default the folder's own (Python's `default_precision`).
    * @param {string} folder
    * @param {{precision?: "fp32" | "int8", threads?: number}} [options]
    */
   static async fromPretrained(folder, options = {}) {
-    const precision = options.precision ?? "fp32";
+    const precision = options.precision ?? (await defaultPrecision(folder));
     if (!(precision in ENCODER_FILES)) throw new Error(`unknown precision ${precision}: use fp32 or int8`);
+    folder = await resolveFolder(folder, ENCODER_FILES[precision]);
     const meta = await readModelConfig(folder);
     const graph = await firstFile(folder, ENCODER_FILES[precision], "the encoder-only graph");
     const tokenizer = await CodeTokenizer.fromFolder(folder, meta.blockSize);

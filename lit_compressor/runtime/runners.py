@@ -80,6 +80,7 @@ def onnx_file(folder: Path, backend: str) -> Path:
     for name in ONNX_FILES[backend]:
         if (folder / name).is_file():
             return folder / name
-    flag = " (int8 is on by default)" if backend == "onnx-int8" else ""
+    command, load = ("", "DIR/shipped") if backend == "onnx-int8" else (" --full true", "DIR/full (every form)")
     raise UserError(f"no {' or '.join(ONNX_FILES[backend])} for the {backend!r} backend.", folder,
-                    f"Run `lit-compressor export --model {folder} --output DIR`{flag} and load DIR.")
+                    f"Export the student with `lit-compressor export --model STUDENT --output DIR{command}` and load "
+                    f"{load}.")
