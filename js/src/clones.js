@@ -20,11 +20,12 @@ export const ENCODER_FILES = { fp32: ["encoder.optimized.onnx", "encoder.onnx"],
 export const INDEX_FORMAT = 1;
 
 /**
- * The content key of a function: sha256 of its whitespace-normalised text (Python's `code_hash`).
+ * The content key of a function: Python's `code_hash`, `hash_texts([normalize_whitespace(code)])` (the first 16 hex
+ * digits of the SHA-256 of the whitespace-normalised text and a NUL).
  * @param {string} code
  */
 export function codeHash(code) {
-  return createHash("sha256").update(normalizeWhitespace(code), "utf8").digest("hex");
+  return sha256Hex(`${normalizeWhitespace(code)}\0`);
 }
 
 /**
@@ -162,17 +163,28 @@ export class CloneModel {
     return (await this.scoreRows(await this.embed(codeA), other, (await this.prepare(other)).second))[0];
   }
 
-  /** Python's `CloneModel.fingerprint`: the graph, the tokenizer and the block size. */
+  /**
+   * Python's `CloneModel.fingerprint`: `hash_json(hash_files(graph), hash_files(tokenizer.json), block_size,
+   * pooling)`, i.e. the first 16 hex digits of the SHA-256 of Python's `json.dumps` of those four values and a NUL.
+   */
   async fingerprint() {
     if (this.fingerprintCache) return this.fingerprintCache;
-    const hash = createHash("sha256");
-    for (const file of [this.graph, path.join(this.folder, "tokenizer.json")]) {
-      hash.update((await exists(file)) ? await readFile(file) : Buffer.alloc(0));
-    }
-    hash.update(`${this.meta.blockSize}|${this.meta.pooling}`);
-    this.fingerprintCache = hash.digest("hex").slice(0, 32);
+    /** @param {string} file */
+    const fileHash = async (file) => ((await exists(file)) ? sha256Hex(await readFile(file)) : null);
+    const parts = [await fileHash(this.graph), await fileHash(path.join(this.folder, "tokenizer.json")),
+      this.meta.blockSize, this.meta.pooling];
+    // json.dumps(list) separates items with ", " where JSON.stringify uses ","
+    this.fingerprintCache = sha256Hex(`[${parts.map((part) => JSON.stringify(part)).join(", ")}]\0`);
     return this.fingerprintCache;
   }
+}
+
+/**
+ * Python's `core.fingerprint` cut: the first 16 hex digits of SHA-256.
+ * @param {string | Buffer} data
+ */
+function sha256Hex(data) {
+  return createHash("sha256").update(data).digest("hex").slice(0, 16);
 }
 
 /**
