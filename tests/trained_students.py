@@ -9,13 +9,15 @@ no teacher to distil from) for a few seconds, then exported with ``lit-compresso
 - ``single``: Devign (one C function), the layout transformers.js loads.
 
 Run as a script to write both to a folder (``python tests/trained_students.py OUTPUT``); the tests train them
-once per session into a temporary folder.
+once per session into a temporary folder, or once per CI run into ``$LIT_COMPRESSOR_TRAINED_STUDENTS`` (kept
+there and reused by the next pytest session of the same run).
 """
 
 from __future__ import annotations
 
 import atexit
 import functools
+import os
 import shutil
 import sys
 import tempfile
@@ -89,6 +91,9 @@ def train(kind: str, output: Path) -> Path:
 @functools.cache
 def trained_student(kind: str) -> Path:
     """The export folder of the ``kind`` classifier (``shipped/``: what ships; ``full/``: every form), trained once."""
+    if os.environ.get("LIT_COMPRESSOR_TRAINED_STUDENTS"):
+        folder = Path(os.environ["LIT_COMPRESSOR_TRAINED_STUDENTS"]) / kind
+        return folder if (folder / "export.json").is_file() else train(kind, folder)
     root = Path(tempfile.mkdtemp(prefix=f"trained-{kind}-export-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     return train(kind, root / "export")
