@@ -109,6 +109,18 @@ def shipped_files(num_inputs: int, dataflow: bool, onnx: bool, int8: bool) -> li
     return files
 
 
+def rewrite_tokenizer(path: Path, truncation_side: str, block_size: int | None) -> dict[str, Any]:
+    """Make ``tokenizer.json`` give the model's ids alone: whitespace collapsed by its own normalizer and, for
+    plain inputs (``block_size``), truncation to the block. Returns the file's content as it was."""
+    original = json.loads(path.read_text())
+    content = with_whitespace_normalizer(original)
+    if block_size is not None:
+        content["truncation"] = {"direction": "Left" if truncation_side == "left" else "Right",
+                                 "max_length": block_size, "strategy": "LongestFirst", "stride": 0}
+    path.write_text(json.dumps(content, ensure_ascii=False))
+    return original
+
+
 def check_tokenizer(full: Path, encoder, examples: list[Example]) -> dict[str, Any]:
     """The exported ``tokenizer.json`` alone (raw code in, no Python whitespace step) gives the student's ids."""
     from transformers import AutoTokenizer
@@ -215,12 +227,8 @@ def export(model: Path, output: Path, onnx: bool = True, int8: bool = True, over
     clear_export(output)
     work = output / FULL
     save_classifier(classifier, tokenizer, work, {k: v for k, v in metadata.items() if k != "num_inputs"})
-    tokenizer_json = json.loads((work / "tokenizer.json").read_text())
-    shipped_tokenizer = with_whitespace_normalizer(tokenizer_json)
-    if not dataflow:  # the block too: a Rust tokenizers consumer gets the model's ids from this file alone
-        shipped_tokenizer["truncation"] = {"direction": "Left" if tokenizer.truncation_side == "left" else "Right",
-                                           "max_length": encoder.block_size, "strategy": "LongestFirst", "stride": 0}
-    (work / "tokenizer.json").write_text(json.dumps(shipped_tokenizer, ensure_ascii=False))
+    tokenizer_json = rewrite_tokenizer(work / "tokenizer.json", tokenizer.truncation_side,
+                                       None if dataflow else encoder.block_size)
     result: dict[str, Any] = {
         "model": str(model), "num_inputs": classifier.num_inputs, **inputs,
         "parameters": sum(p.numel() for p in classifier.parameters()),

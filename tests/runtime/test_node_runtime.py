@@ -85,7 +85,7 @@ def sample_reference(pair: Path, single: Path, java_functions: list[str], tmp: P
         found = extract_functions(text, language, path)
         listed.append({"path": path, "text": text, "parses": found.error_line is None,
                        "functions": [[f.name, f.start_line, f.end_line] for f in found.functions]})
-    # the extension reads the folders as shipped (int8; the single-function student's graph in the transformers.js layout)
+    # the extension reads the shipped folders (int8; a single-function student's graph: the transformers.js layout)
     return {"clone_model": str(pair.parent / "shipped"), "vulnerability_model": str(single.parent / "shipped"),
             "index": str(tmp / "sample-index"),
             "files": listed}
