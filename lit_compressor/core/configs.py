@@ -77,12 +77,13 @@ def with_checkpoint_folder(trainer: dict[str, Any], folder: Path, monitor: str =
     """``trainer`` (a fit config's mapping) whose ModelCheckpoint writes to ``folder`` (one is added if none).
 
     The best checkpoint keeps the weights only; ``last.ckpt``, written by one more ModelCheckpoint at the same
-    moments, keeps the whole training state (optimizer, scheduler, loops) for resuming: one copy of the optimizer
-    state on disk instead of two (Adam's moments are two thirds of a checkpoint's bytes)."""
+    moments (the latest checkpoint, one kept: Lightning writes ``save_last`` only beside a top-k save), keeps the
+    whole training state (optimizer, scheduler, loops) for resuming: one copy of the optimizer state on disk
+    instead of two (Adam's moments are two thirds of a checkpoint's bytes)."""
     trainer = copy.deepcopy(trainer)
-    # an earlier call's last.ckpt callback (save_top_k 0) is replaced, so that calling twice changes nothing more
+    # an earlier call's last.ckpt callback is replaced, so that calling twice changes nothing more
     callbacks = [c for c in trainer.get("callbacks", []) if not (is_checkpoint(c) and
-                                                                  c.get("init_args", {}).get("save_top_k") == 0)]
+                                                                  c.get("init_args", {}).get("filename") == "last")]
     trainer["callbacks"] = callbacks
     checkpoints = [c for c in callbacks if is_checkpoint(c)]
     if not checkpoints:
@@ -93,5 +94,6 @@ def with_checkpoint_folder(trainer: dict[str, Any], folder: Path, monitor: str =
                                                      "save_weights_only": True})
     moments = {k: v for k, v in checkpoints[0]["init_args"].items() if k in CHECKPOINT_MOMENTS}
     callbacks.append({"class_path": MODEL_CHECKPOINT, "init_args": {
-        "dirpath": str(folder), "save_top_k": 0, "save_last": True, **moments}})
+        "dirpath": str(folder), "filename": "last", "monitor": None, "save_top_k": 1, "save_last": False,
+        "enable_version_counter": False, **moments}})
     return trainer

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import lightning as L
+import pytest
 import torch
 
 from lit_compressor.core.configs import with_checkpoint_folder
@@ -32,6 +34,17 @@ def loader():
     return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, (x[:, 0] > 0).long()), batch_size=8)
 
 
+class StopAtEpoch(L.Callback):
+    """Fails at the start of epoch ``epoch``, as a killed run stops (after that epoch's checkpoints)."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError("stopped")
+
+
 def callbacks(trainer_config: dict) -> list:
     built = []
     for spec in trainer_config["callbacks"]:
@@ -48,14 +61,15 @@ def test_best_checkpoint_is_weights_only_and_last_resumes(tmp_path):
                                     folder)
     assert with_checkpoint_folder(config, folder) == config  # a second call changes nothing
     options = dict(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
-    trainer = L.Trainer(max_epochs=2, callbacks=callbacks(config), **options)
-    trainer.fit(Tiny(), loader(), loader())
-    best = [p for p in folder.iterdir() if p.name.startswith("best-")]
-    assert len(best) == 1 and (folder / "last.ckpt").is_file()
-    assert "optimizer_states" not in torch.load(best[0], weights_only=False)
+    trainer = L.Trainer(max_epochs=3, callbacks=[*callbacks(config), StopAtEpoch(2)], **options)
+    with pytest.raises(RuntimeError, match="stopped"):  # a run stopped mid-way: its checkpoints are on disk
+        trainer.fit(Tiny(), loader(), loader())
+    assert sorted(p.name for p in folder.iterdir()) == sorted([Path(trainer.checkpoint_callback.best_model_path).name,
+                                                               "last.ckpt"])
+    best = Path(trainer.checkpoint_callback.best_model_path)  # what fit's test and the output folder read
+    assert best.name.startswith("best-") and "optimizer_states" not in torch.load(best, weights_only=False)
     last = torch.load(folder / "last.ckpt", weights_only=False)
-    assert last["optimizer_states"] and last["global_step"] == 8
-    assert trainer.checkpoint_callback.best_model_path == str(best[0])  # what fit's test and the output folder read
+    assert last["optimizer_states"] and last["global_step"] == 8  # two epochs of 4 steps
 
     resumed = L.Trainer(max_epochs=3, callbacks=callbacks(config), **options)
     resumed.fit(Tiny(), loader(), loader(), ckpt_path=folder / "last.ckpt")
