@@ -42,7 +42,7 @@ from lit_compressor.runtime.card import write_model_card
 from lit_compressor.runtime.clone_graphs import export_clone_graphs
 from lit_compressor.runtime.evaluate import accuracy, batched_logits, sample_test_split
 from lit_compressor.runtime.folder import FULL, SHIPPED, load_folder
-from lit_compressor.runtime.onnx import export_onnx, optimize_onnx, quantize_onnx
+from lit_compressor.runtime.onnx import export_onnx, optimize_onnx, quantize_onnx, share_weights
 from lit_compressor.runtime.pair_head import HEAD_FILE, PREPARE_FILE
 from lit_compressor.runtime.runners import OrtRunner, softmax
 from lit_compressor.runtime.transformers_js import (
@@ -95,6 +95,10 @@ def clear_export(output: Path) -> None:
 def file_sizes(folder: Path) -> dict[str, int]:
     """Every file under ``folder`` (relative paths, sorted) and its size in bytes."""
     return {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def shared_weights_file(int8: bool) -> str:
+    return "weights.int8.bin" if int8 else "weights.bin"
 
 
 def shipped_files(num_inputs: int, dataflow: bool, onnx: bool, int8: bool) -> list[str]:
@@ -172,8 +176,10 @@ def one_at_a_time(runner, encoder, examples: list[Example]) -> np.ndarray:
     return np.concatenate([runner(**encoder.encode_codes([e.codes])) for e in examples])
 
 
-def write_shipped(full: Path, shipped: Path, files: list[str], transformers_js: bool, int8: bool) -> dict[str, Any]:
-    """Copy what a runtime loads from ``full`` to ``shipped``; its files and bytes (the card aside)."""
+def write_shipped(full: Path, shipped: Path, files: list[str], transformers_js: bool, int8: bool,
+                  examples: list[Example], encoder) -> dict[str, Any]:
+    """Copy what a runtime loads from ``full`` to ``shipped``. A pair student's classifier and encoder graphs
+    share their common weights in one file (:func:`share_weights`), checked to give the same outputs."""
     shipped.mkdir(parents=True)
     config = json.loads((full / "config.json").read_text())
     if transformers_js:
@@ -182,7 +188,16 @@ def write_shipped(full: Path, shipped: Path, files: list[str], transformers_js: 
     for name in (*TOKENIZER_FILES, *files):
         (shipped / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(full / name, shipped / name)
-    return folder_sizes(shipped)
+    result: dict[str, Any] = {}
+    graphs = [name for name in files if name.startswith(("model.", "encoder."))]
+    if len(graphs) == 2:  # the pair classifier and its encoder
+        result["shared_weights"] = share_weights([shipped / name for name in graphs], shared_weights_file(int8))
+        batch = encoder.encode_codes([e.codes for e in examples[:8]])
+        diff = float(np.abs(OrtRunner(shipped / graphs[0])(**batch) - OrtRunner(full / graphs[0])(**batch)).max())
+        if diff != 0.0:
+            raise RuntimeError(f"{shipped / graphs[0]}: the graph with shared weights differs from {full / graphs[0]} "
+                               f"by {diff:.2e}; please report it.")
+    return result
 
 
 def folder_sizes(folder: Path) -> dict[str, Any]:
@@ -273,12 +288,14 @@ def export(model: Path, output: Path, onnx: bool = True, int8: bool = True, over
             result["accuracy"][INT8_FILE] = result["transformers_js"][INT8_FILE]["accuracy"]
     result["files"] = file_sizes(work)
     files = shipped_files(classifier.num_inputs, dataflow, onnx, int8)
-    result["shipped"] = {"folder": SHIPPED, **write_shipped(work, output / SHIPPED, files, transformers_js, int8)}
+    result["shipped"] = {"folder": SHIPPED,
+                         **write_shipped(work, output / SHIPPED, files, transformers_js, int8, examples, encoder)}
     result["full"] = FULL if full else None
     if not full:
         shutil.rmtree(work)
+    result["shipped"].update(folder_sizes(output / SHIPPED))
     write_model_card(output / SHIPPED, result, run_report)
-    result["shipped"] = {"folder": SHIPPED, **folder_sizes(output / SHIPPED)}
+    result["shipped"].update(folder_sizes(output / SHIPPED))  # with the card
     atomic_write_json(output / REPORT_FILE, result)
     shipped_mb = result["shipped"]["bytes"] / 1e6
     print(f"exported {model} -> {output / SHIPPED} ({shipped_mb:.2f} MB: {', '.join(result['shipped']['files'])})"

@@ -163,6 +163,9 @@ def card_body(config: dict[str, Any], export_report: dict[str, Any], run_report:
     if num_inputs == 2:
         lines += ["Clone search over a project: `encoder.int8.onnx` embeds each function once, `head_prepare.onnx` "
                   "and `head.onnx` score one function against every cached vector (`lit-compressor clones`)."]
+    if any(name.startswith("weights") for name in shipped["files"]):
+        lines += ["The classifier and encoder graphs keep their common weights once, in the `weights*.bin` file "
+                  "beside them (ONNX external data): keep the files together."]
     return "\n".join(lines) + "\n"
 
 

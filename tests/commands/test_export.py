@@ -57,7 +57,7 @@ def pair_export(tmp_path_factory, pair_student) -> tuple[Path, dict]:
 
 
 PAIR_SHIPPED = {"README.md", "config.json", "tokenizer.json", "tokenizer_config.json", "model.int8.onnx",
-                "encoder.int8.onnx", "head_prepare.onnx", "head.onnx"}
+                "encoder.int8.onnx", "weights.int8.bin", "head_prepare.onnx", "head.onnx"}
 SINGLE_SHIPPED = {"README.md", "config.json", "tokenizer.json", "tokenizer_config.json", "onnx/model_quantized.onnx"}
 
 
@@ -77,9 +77,25 @@ def test_pair_export_ships_only_what_a_runtime_loads_and_matches_pytorch(pair_ex
     assert max(report["onnx_max_abs_diff"].values()) <= ONNX_TOLERANCE
     assert report["tokenizer_check"] == {"functions": 48, "differ": 0}
     assert json.loads((output / "export.json").read_text())["block_size"] == 128
-    # the shipped graphs are byte for byte the checked ones
-    for name in PAIR_SHIPPED - {"README.md", "config.json"}:
+    # the shipped files are byte for byte the checked ones, but for the classifier and encoder graphs, whose
+    # common weights are stored once (weights.int8.bin): the same outputs, the encoder's weights not twice
+    for name in PAIR_SHIPPED - {"README.md", "config.json", "model.int8.onnx", "encoder.int8.onnx", "weights.int8.bin"}:
         assert (output / "shipped" / name).read_bytes() == (output / "full" / name).read_bytes(), name
+    two_graphs = report["files"]["model.int8.onnx"] + report["files"]["encoder.int8.onnx"]
+    shipped = sum(report["shipped"]["files"][n] for n in ("model.int8.onnx", "encoder.int8.onnx", "weights.int8.bin"))
+    assert shipped < 0.75 * two_graphs and report["shipped"]["shared_weights"]["stored_once"] > 0
+    from transformers import AutoTokenizer
+
+    from lit_compressor.nn.tokenization import CodeEncoder
+    from lit_compressor.runtime.runners import OrtRunner
+
+    batch = CodeEncoder(AutoTokenizer.from_pretrained(output / "shipped"), 128).encode_codes(
+        [e.codes for e in sample_test_split(BCB, 8)])
+    for graph in ("model.int8.onnx", "encoder.int8.onnx"):
+        inputs = batch if graph.startswith("model") else {k: v[:, 0] for k, v in batch.items()}
+        runs = [OrtRunner(output / folder / graph).session.run(None, {k: v.numpy() for k, v in inputs.items()})[0]
+                for folder in ("shipped", "full")]
+        assert np.array_equal(*runs), graph
 
 
 def test_single_export_ships_the_transformers_js_layout_and_nothing_else_unless_asked(tmp_path, single_student):
@@ -158,7 +174,7 @@ def test_export_refuses_a_folder_with_another_model(tmp_path, pair_student, sing
 
 
 def test_model_card_parses_and_says_what_the_export_measured(pair_export, tmp_path, single_student):
-    from lit_compressor.runtime.card import read_card
+    from lit_compressor.runtime.card import megabytes, read_card
 
     output, report = pair_export
     meta, body = read_card(output / "shipped" / "README.md")
@@ -166,7 +182,8 @@ def test_model_card_parses_and_says_what_the_export_measured(pair_export, tmp_pa
     assert {"code", "int8", "onnx"} <= set(meta["tags"]) and "model-index" not in meta  # no run report given
     assert f"{report['parameters']:,}-parameter" in body
     assert f"is {report['accuracy']['model.int8.onnx']:.4f}" in body
-    assert f"`model.int8.onnx` ({report['shipped']['files']['model.int8.onnx'] / 1e6:.2f} MB)" in body
+    for name in ("model.int8.onnx", "weights.int8.bin"):
+        assert f"`{name}` ({megabytes(report['shipped']['files'][name])})" in body
     single = export(single_student, tmp_path / "single", data=DEVIGN, samples=8)
     meta, body = read_card(tmp_path / "single" / "shipped" / "README.md")
     assert meta["library_name"] == "transformers.js" and 'pipeline("text-classification", folder)' in body
