@@ -12,7 +12,7 @@ import path from "node:path";
 
 import ort from "onnxruntime-node";
 
-import { createSession, exists, firstFile, readModelConfig } from "./classifier.js";
+import { createSession, exists, firstFile, readModelConfig, resolveFolder } from "./classifier.js";
 import { normalizeWhitespace } from "./normalize.js";
 import { CodeTokenizer } from "./tokenizer.js";
 
@@ -20,11 +20,12 @@ export const ENCODER_FILES = { fp32: ["encoder.optimized.onnx", "encoder.onnx"],
 export const INDEX_FORMAT = 1;
 
 /**
- * The content key of a function: sha256 of its whitespace-normalised text (Python's `code_hash`).
+ * The content key of a function: Python's `code_hash`, `hash_texts([normalize_whitespace(code)])` (the first 16 hex
+ * digits of the SHA-256 of the whitespace-normalised text and a NUL).
  * @param {string} code
  */
 export function codeHash(code) {
-  return createHash("sha256").update(normalizeWhitespace(code), "utf8").digest("hex");
+  return sha256Hex(`${normalizeWhitespace(code)}\0`);
 }
 
 /**
@@ -44,6 +45,17 @@ function positiveProbabilities(logits, labels, positiveLabel) {
     out[i] = Math.exp(logits[i * labels + positiveLabel] - max) / sum;
   }
   return out;
+}
+
+/**
+ * "fp32" when `folder` itself holds the fp32 encoder graph (a full export), else "int8" (a shipped folder, or an
+ * export folder: its shipped/ subfolder).
+ * @param {string} folder
+ * @returns {Promise<"fp32" | "int8">}
+ */
+export async function defaultPrecision(folder) {
+  for (const name of ENCODER_FILES.fp32) if (await exists(path.join(folder, name))) return "fp32";
+  return "int8";
 }
 
 export class CloneModel {
@@ -69,14 +81,16 @@ export class CloneModel {
   }
 
   /**
-   * Load the clone-search graphs of an exported folder. `precision` "fp32" (default: equal to the
-   * pair model's scores) or "int8" (smaller; dynamic quantisation makes scores differ by ~1e-3).
+   * Load the clone-search graphs of a shipped or exported folder. `precision` "int8" (a shipped folder's
+   * `encoder.int8.onnx`) or "fp32" (a full export's: equal to the pair model's scores; dynamic int8 makes them
+   * differ by ~1e-3); by default the folder's own (Python's `default_precision`).
    * @param {string} folder
    * @param {{precision?: "fp32" | "int8", threads?: number}} [options]
    */
   static async fromPretrained(folder, options = {}) {
-    const precision = options.precision ?? "fp32";
+    const precision = options.precision ?? (await defaultPrecision(folder));
     if (!(precision in ENCODER_FILES)) throw new Error(`unknown precision ${precision}: use fp32 or int8`);
+    folder = await resolveFolder(folder, ENCODER_FILES[precision]);
     const meta = await readModelConfig(folder);
     const graph = await firstFile(folder, ENCODER_FILES[precision], "the encoder-only graph");
     const tokenizer = await CodeTokenizer.fromFolder(folder, meta.blockSize);
@@ -149,17 +163,28 @@ export class CloneModel {
     return (await this.scoreRows(await this.embed(codeA), other, (await this.prepare(other)).second))[0];
   }
 
-  /** Python's `CloneModel.fingerprint`: the graph, the tokenizer and the block size. */
+  /**
+   * Python's `CloneModel.fingerprint`: `hash_json(hash_files(graph), hash_files(tokenizer.json), block_size,
+   * pooling)`, i.e. the first 16 hex digits of the SHA-256 of Python's `json.dumps` of those four values and a NUL.
+   */
   async fingerprint() {
     if (this.fingerprintCache) return this.fingerprintCache;
-    const hash = createHash("sha256");
-    for (const file of [this.graph, path.join(this.folder, "tokenizer.json")]) {
-      hash.update((await exists(file)) ? await readFile(file) : Buffer.alloc(0));
-    }
-    hash.update(`${this.meta.blockSize}|${this.meta.pooling}`);
-    this.fingerprintCache = hash.digest("hex").slice(0, 32);
+    /** @param {string} file */
+    const fileHash = async (file) => ((await exists(file)) ? sha256Hex(await readFile(file)) : null);
+    const parts = [await fileHash(this.graph), await fileHash(path.join(this.folder, "tokenizer.json")),
+      this.meta.blockSize, this.meta.pooling];
+    // json.dumps(list) separates items with ", " where JSON.stringify uses ","
+    this.fingerprintCache = sha256Hex(`[${parts.map((part) => JSON.stringify(part)).join(", ")}]\0`);
     return this.fingerprintCache;
   }
+}
+
+/**
+ * Python's `core.fingerprint` cut: the first 16 hex digits of SHA-256.
+ * @param {string | Buffer} data
+ */
+function sha256Hex(data) {
+  return createHash("sha256").update(data).digest("hex").slice(0, 16);
 }
 
 /**

@@ -37,13 +37,15 @@ export interface Prediction {
 }
 
 export interface ClassifierOptions {
-  /** "onnx-int8" (`model.int8.onnx`, the default when present) or "onnx" (`model.optimized.onnx`/`model.onnx`). */
+  /** "onnx-int8" (a shipped folder's `model.int8.onnx` or `onnx/model_quantized.onnx`: the default when present) or
+   * "onnx" (a full export's `model.optimized.onnx`/`model.onnx`/`onnx/model.onnx`). */
   backend?: "onnx" | "onnx-int8";
   /** Intra-op CPU threads (ONNX Runtime's default: all cores). */
   threads?: number;
 }
 
-/** A shipped student: `predict(code)` (one function) or `predict(codeA, codeB)` (a pair). */
+/** A shipped student: `predict(code)` (one function) or `predict(codeA, codeB)` (a pair). `folder`: the shipped
+ * folder (`OUTPUT/shipped`), a full export (`OUTPUT/full`), or the export folder `OUTPUT` itself. */
 export class TinyClassifier {
   static fromPretrained(folder: string, options?: ClassifierOptions): Promise<TinyClassifier>;
   readonly numInputs: number;
@@ -51,6 +53,8 @@ export class TinyClassifier {
   readonly positiveLabel: number;
   /** The ONNX file this classifier runs. */
   readonly file: string;
+  /** Whether that graph reads `[B, L]` (one function a row: the transformers.js layout) rather than `[B, n, L]`. */
+  readonly perFunction: boolean;
   tokenIds(code: string): number[];
   logits(rows: string[][]): Promise<number[][]>;
   predict(...codes: string[]): Promise<Prediction>;
@@ -58,7 +62,8 @@ export class TinyClassifier {
 }
 
 export interface CloneModelOptions {
-  /** "fp32" (default; scores equal the pair model's) or "int8". */
+  /** "int8" (a shipped folder's `encoder.int8.onnx`) or "fp32" (a full export's: scores equal the pair model's);
+   * default: the folder's own. */
   precision?: "fp32" | "int8";
   threads?: number;
 }

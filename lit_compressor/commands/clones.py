@@ -22,6 +22,7 @@ from lit_compressor.clones.index import INDEX_FILE, CloneIndex
 from lit_compressor.clones.model import CloneModel
 from lit_compressor.core.errors import UserError
 from lit_compressor.runtime.clone_graphs import ensure_clone_graphs
+from lit_compressor.runtime.folder import SHIPPED
 
 DEFAULT_INDEX_DIR = ".lit-compressor-index"
 
@@ -44,12 +45,13 @@ def open_index(folder: Path, model: CloneModel, console: Console) -> CloneIndex:
 
 def clones(model: Path, project: Path, index: Path | None = None, output: Path | None = None,
            threshold: float = 0.5, languages: list[Literal["java", "c"]] | None = None,
-           per_function: int | None = 10, precision: Literal["fp32", "int8"] = "fp32", threads: int | None = None,
+           per_function: int | None = 10, precision: Literal["fp32", "int8"] | None = None, threads: int | None = None,
            show: int = 20) -> dict[str, Any]:
     """Find clone pairs among the Java and C functions of a project with an exported pair student.
 
     Args:
-        model: An exported clone detection (pair) student (``lit-compressor export``).
+        model: An exported clone detection (pair) student: the shipped folder ``lit-compressor export`` writes
+            (``export/shipped``), its export folder, or a full export (``export/full``).
         project: The source tree (or one file) to scan for ``.java``, ``.c`` and ``.h`` files.
         index: Folder of the project's clone index (default: ``PROJECT/.lit-compressor-index``);
             reused and updated incrementally by content hash.
@@ -58,7 +60,8 @@ def clones(model: Path, project: Path, index: Path | None = None, output: Path |
         per_function: Keep a pair only when it is among the ``per_function`` best of one of its functions
             (bounds the output of a model that calls many pairs clones); ``null`` keeps every pair.
         languages: Languages to scan (default: java and c).
-        precision: Encoder graph: ``fp32`` (scores equal the pair model's) or ``int8``.
+        precision: Encoder graph: ``int8`` (the shipped one) or ``fp32`` (a full export's: scores equal the pair
+            model's); default: the folder's own.
         threads: ONNX Runtime intra-op threads (default: all cores).
         show: How many of the best pairs to print.
     """
@@ -66,10 +69,10 @@ def clones(model: Path, project: Path, index: Path | None = None, output: Path |
     model, project = Path(model), Path(project)
     if not 0.0 <= threshold <= 1.0:
         raise UserError(f"threshold {threshold} is not a probability.", fix="Pass --threshold between 0 and 1.")
-    if not (model / "config.json").is_file():
+    if not (model / "config.json").is_file() and not (model / SHIPPED).is_dir():
         raise UserError("not a model folder (no config.json).", model,
-                        "Give --model a folder written by `lit-compressor export`.")
-    if ensure_clone_graphs(model, int8=precision == "int8"):
+                        "Give --model the shipped folder `lit-compressor export` writes (OUTPUT/shipped).")
+    if ensure_clone_graphs(model, int8=precision != "fp32"):
         console.print(f"wrote the encoder-only graph and pair head into {model}")
     clone_model = CloneModel.from_pretrained(model, precision, threads)
     clone_model.head  # noqa: B018 -- a single-function model stops here, before the scan
@@ -110,7 +113,7 @@ def clones(model: Path, project: Path, index: Path | None = None, output: Path |
     result = {
         "model": str(model), "project": str(project), "index": str(index_dir), "threshold": threshold,
         "per_function": per_function,
-        "precision": precision, "files": scan.files, "functions": len(scan.functions),
+        "precision": clone_model.precision, "files": scan.files, "functions": len(scan.functions),
         "skipped": [asdict(s) for s in scan.skipped],
         "index_update": asdict(stats),
         "seconds": {"scan": round(scan_s, 3), "index": round(index_s, 3), "pairs": round(search_s, 3)},

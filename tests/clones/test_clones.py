@@ -244,6 +244,23 @@ def test_clones_cli_adds_the_graphs_an_older_export_lacks(tmp_path):
     assert result["functions"] == 4 and len(result["pairs"]) == 6  # every pair of 4 functions, at threshold 0
 
 
+def test_clones_cli_runs_on_a_shipped_folder_as_it_is(tmp_path):
+    """The shipped folder of a student trained for real: int8 encoder and head graphs, nothing written into it."""
+    from trained_students import trained_student
+
+    shipped = trained_student("pair") / "shipped"
+    before = {p.name: p.stat().st_mtime_ns for p in shipped.iterdir()}
+    pairs = test_pairs(12, seed=7)
+    write_java_project(tmp_path / "project", pairs)
+    result = clones(shipped, tmp_path / "project", threshold=0.0, per_function=None, show=0)
+    assert result["precision"] == "int8" and {p.name: p.stat().st_mtime_ns for p in shipped.iterdir()} == before
+    scores = cli_scores(result, tmp_path / "project", pairs)
+    model, functions = CloneModel.from_pretrained(shipped), bcb_functions()
+    for a, b, _ in pairs:
+        both = (model.pair_probability(functions[a], functions[b]) + model.pair_probability(functions[b], functions[a]))
+        assert scores[(a, b)] == pytest.approx(both / 2, abs=SCORE_TOLERANCE)
+
+
 def test_clones_cli_errors_are_clear(tmp_path):
     single = exported_student("single", "mean")
     (tmp_path / "p").mkdir()
@@ -264,13 +281,14 @@ def test_clones_cli_finds_known_pairs_with_the_students_accuracy(tmp_path):
     """With a trained pair student (the quick start's, or ``LIT_COMPRESSOR_CLONE_MODEL``), the CLI's
     decisions on 200 known BigCloneBench test pairs are as accurate as the pair model's."""
     folder = Path(os.environ.get("LIT_COMPRESSOR_CLONE_MODEL", ROOT / "runs" / "quickstart" / "export"))
-    if not (folder / "model.safetensors").is_file():
-        pytest.skip(f"no trained pair student in {folder}: run `lit-compressor compress` or set "
-                    "LIT_COMPRESSOR_CLONE_MODEL")
+    if not any((folder / name).is_file() for name in ("full/model.safetensors", "model.safetensors")):
+        pytest.skip(f"no trained pair student exported with every form in {folder}: run `lit-compressor compress` "
+                    "or set LIT_COMPRESSOR_CLONE_MODEL")
     pairs = test_pairs(200, seed=5)
     project = tmp_path / "project"
     write_java_project(project, pairs)
-    result = clones(folder, project, threshold=0.5, per_function=None, output=tmp_path / "clones.json", show=5)
+    result = clones(folder, project, threshold=0.5, per_function=None, output=tmp_path / "clones.json", show=5,
+                    precision="fp32")
     scores = cli_scores(result, project, pairs)
     labels = np.array([label for _, _, label in pairs])
     cli = np.array([scores[(a, b)] >= 0.5 for a, b, _ in pairs])
