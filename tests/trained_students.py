@@ -77,7 +77,8 @@ def train(kind: str, output: Path) -> Path:
                             enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
                             limit_val_batches=0)
         torch.set_num_threads(1)  # two threads on a busy 2-core machine ran 14x slower than one
-        trainer.fit(module, datamodule=CodeDataModule(task, batch_size=32, block_size=BLOCK_SIZE))
+        trainer.fit(module, datamodule=CodeDataModule(task, batch_size=32, block_size=BLOCK_SIZE,
+                                                     encoder=module.code_encoder))
         print(f"trained {kind} in {time.perf_counter() - started:.0f} s")
         started = time.perf_counter()
         export(work / "model", output, data=str(data), samples=200, full=True, overwrite=True)

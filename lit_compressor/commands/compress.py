@@ -249,9 +249,8 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
     student_hash = hash_files(student_dir)
 
     # 5. export: shipped/ and full/ (every form: the benchmark times the fp32 ones too)
-    shipped = student_dir
+    shipped, exported = student_dir, output / "export"
     if export is not False:
-        exported = output / "export"
         shipped = exported / "full"
         config = {"samples": None, **({} if export is True else export), "model": str(student_dir),
                   "output": str(exported), "data": str(task_file), "overwrite": True, "full": True}
@@ -268,9 +267,9 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
                lambda path: run_command(benchmark_command, path), reads=task.files_of(["test", "unlabelled"]))
 
     report = build_report(task, teacher_dir, teacher_metrics, student_dir, timing, stages.records,
-                          time.perf_counter() - started, output / "export" / "export.json" if export is not False else None)
+                          time.perf_counter() - started, exported / "export.json" if export is not False else None)
     if export is not False:  # the model card, now with the report's test-split figures
-        card_from_report(output / "export", report)
+        card_from_report(exported, report)
     record_disk_footprint(output, report)
     write_report(output, report)
     return report

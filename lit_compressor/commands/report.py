@@ -40,7 +40,8 @@ def _timed(timing: dict[str, Any], role: str) -> dict[str, Any]:
     rows = {s["backend"]: s for s in timing["systems"] if s.get("role") == role}
     eager, shipped = rows.get("pytorch", {}), rows.get(SHIPPED, {})
     return {"p50_ms": eager.get("p50_ms"), "p95_ms": eager.get("p95_ms"), "shipped_p50_ms": shipped.get("p50_ms"),
-            "shipped_mb": shipped.get("size_mb"), "name": (eager or shipped).get("name", role).rsplit(" (", 1)[0]}
+            "shipped_backend": shipped.get("name"), "shipped_mb": shipped.get("size_mb"),
+            "name": (eager or shipped).get("name", role).rsplit(" (", 1)[0]}
 
 
 def build_report(task: TaskData, teacher_folder: Path, teacher_metrics: Path, student_folder: Path,

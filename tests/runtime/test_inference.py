@@ -81,7 +81,7 @@ def test_a_truncated_onnx_file_is_a_user_error_that_names_it(tmp_path, exported)
     import shutil
 
     folder = tmp_path / "broken"
-    shutil.copytree(exported, folder)
+    shutil.copytree(exported / "full", folder)
     graph = folder / "model.int8.onnx"
     graph.write_bytes(graph.read_bytes()[: graph.stat().st_size // 2])
     with pytest.raises(UserError) as error:
