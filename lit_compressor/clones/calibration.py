@@ -38,7 +38,7 @@ SCORE_EPSILON = 1e-12  # scores are clipped to [eps, 1 - eps] before their logit
 COSINE_EPSILON = 1e-7  # 1 - cos is clipped to at least this (float32 vectors: identical ones give ~1e-8)
 # The default share of clone pairs among a project's function pairs above the minimum size: measured on
 # commons-io and Lua (docs/benchmarks.md, issue 24); `--prior` sets a project's own.
-DEFAULT_PRIOR = 1e-3
+DEFAULT_PRIOR = 3e-4
 
 
 def logit(p: np.ndarray | float) -> np.ndarray:

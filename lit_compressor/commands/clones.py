@@ -30,6 +30,9 @@ DEFAULT_INDEX_DIR = ".lit-compressor-index"
 # Functions shorter than this many model tokens (special tokens included; the quick start's block is 128)
 # are not compared: accessors, delegating one-liners and empty bodies (docs/clones.md, "Minimum size").
 DEFAULT_MIN_TOKENS = 64
+# The calibrated probability a reported pair must reach at the project's prior: chosen on commons-io and Lua so that
+# the quick start's student reports at most one pair per 20 functions on both (docs/benchmarks.md, issue 24).
+DEFAULT_THRESHOLD = 0.05
 
 
 def _progress(console: Console) -> Progress:
@@ -49,7 +52,7 @@ def open_index(folder: Path, model: CloneModel, console: Console) -> CloneIndex:
 
 
 def clones(model: Path, project: Path, index: Path | None = None, output: Path | None = None,
-           threshold: float = 0.5, prior: float | None = None, min_tokens: int = DEFAULT_MIN_TOKENS,
+           threshold: float = DEFAULT_THRESHOLD, prior: float | None = None, min_tokens: int = DEFAULT_MIN_TOKENS,
            languages: list[Literal["java", "c"]] | None = None, per_function: int | None = 10,
            precision: Literal["fp32", "int8"] | None = None, threads: int | None = None,
            report: Literal["classes", "pairs"] = "classes", show: int = 20) -> dict[str, Any]:
