@@ -22,7 +22,8 @@ from pathlib import Path
 Place = tuple[str, int]  # (path, start line)
 
 
-def duplicate_pairs(report: dict, functions: list[dict], cover: float = 0.5, slack: int = 3) -> set[tuple[Place, Place]]:
+def duplicate_pairs(report: dict, functions: list[dict], cover: float = 0.5,
+                    slack: int = 3) -> set[tuple[Place, Place]]:
     by_file = defaultdict(list)
     for function in functions:
         by_file[function["path"]].append(function)
@@ -63,7 +64,8 @@ def main() -> None:
     in_class = {d for d in duplicates if d[0] in class_of and class_of[d[0]] == class_of.get(d[1])}
     functions = result["functions"]
     rows = [
-        ("functions (all / compared: >= min_tokens)", f"{functions} / {len(compared)} (min_tokens {result['min_tokens']})"),
+        ("functions (all / compared: >= min_tokens)",
+         f"{functions} / {len(compared)} (min_tokens {result['min_tokens']})"),
         ("threshold (probability at prior)", f"{result['threshold']} at {result['prior']}"),
         ("reported pairs / classes", f"{len(reported)} / {len(result['classes'])}"),
         ("pairs per 20 functions", f"{20 * len(reported) / functions:.2f}"),
