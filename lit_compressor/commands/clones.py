@@ -33,6 +33,7 @@ DEFAULT_MIN_TOKENS = 64
 # The calibrated probability a reported pair must reach at the project's prior: chosen on commons-io and Lua so that
 # the quick start's student reports at most one pair per 20 functions on both (docs/benchmarks.md, issue 24).
 DEFAULT_THRESHOLD = 0.05
+RAW_THRESHOLD = 0.5  # the raw score's default, for a model without calibration.json
 
 
 def _progress(console: Console) -> Progress:
@@ -52,7 +53,7 @@ def open_index(folder: Path, model: CloneModel, console: Console) -> CloneIndex:
 
 
 def clones(model: Path, project: Path, index: Path | None = None, output: Path | None = None,
-           threshold: float = DEFAULT_THRESHOLD, prior: float | None = None, min_tokens: int = DEFAULT_MIN_TOKENS,
+           threshold: float | None = None, prior: float | None = None, min_tokens: int = DEFAULT_MIN_TOKENS,
            languages: list[Literal["java", "c"]] | None = None, per_function: int | None = 10,
            precision: Literal["fp32", "int8"] | None = None, threads: int | None = None,
            report: Literal["classes", "pairs"] = "classes", show: int = 20) -> dict[str, Any]:
@@ -83,7 +84,7 @@ def clones(model: Path, project: Path, index: Path | None = None, output: Path |
     """
     console = Console()
     model, project = Path(model), Path(project)
-    if not 0.0 <= threshold <= 1.0:
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise UserError(f"threshold {threshold} is not a probability.", fix="Pass --threshold between 0 and 1.")
     if not (model / "config.json").is_file() and not (model / SHIPPED).is_dir():
         raise UserError("not a model folder (no config.json).", model,
@@ -93,6 +94,8 @@ def clones(model: Path, project: Path, index: Path | None = None, output: Path |
     clone_model = CloneModel.from_pretrained(model, precision, threads)
     clone_model.head  # noqa: B018 -- a single-function model stops here, before the scan
     calibration = Calibration.load(clone_model.folder)
+    if threshold is None:
+        threshold = RAW_THRESHOLD if calibration is None else DEFAULT_THRESHOLD
     if calibration is None:
         console.print(f"[yellow]no calibration in {clone_model.folder}[/]: --threshold applies to the raw score; run "
                       "`lit-compressor calibrate` for probabilities at the project's base rate")

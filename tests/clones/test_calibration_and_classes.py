@@ -116,6 +116,11 @@ def test_calibrate_then_clones_reports_probabilities_and_classes(tmp_path):
     members = {(m["path"], m["start_line"]) for c in written["classes"] for m in c["members"]}
     assert members == {(p[k]["path"], p[k]["start_line"]) for p in written["pairs"] for k in ("first", "second")}
     assert sum(c["pairs"] for c in written["classes"]) == 20
+    default = clones(folder, project, show=0)
+    assert default["threshold"] == 0.05 and default["min_tokens"] == 64 and default["per_function"] == 10
+    assert all(p["probability"] >= 0.05 for p in default["pairs"])
+    assert default["compared"] == sum(t >= 64 for t in CloneIndex.load(project / ".lit-compressor-index",
+                                                                        CloneModel.from_pretrained(folder)).tokens)
     higher_prior = clones(folder, project, threshold=cut, prior=1e-2, per_function=None, min_tokens=0, show=0)
     assert len(higher_prior["pairs"]) > 20  # a higher base rate makes every pair more probable
     with pytest.raises(UserError, match="prior"):

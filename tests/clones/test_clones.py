@@ -227,6 +227,7 @@ def test_clones_cli_finds_the_known_pairs_like_the_pair_model(tmp_path):
     bounded = clones(folder, tmp_path / "project", per_function=1, show=0, min_tokens=0)
     assert 0 < len(bounded["pairs"]) <= again["functions"] <= len(again["pairs"])
     assert again["index_update"]["embedded"] == 0 and again["index_update"]["reused"] > 0
+    assert again["threshold"] == 0.5 and again["prior"] is None  # no calibration.json: the raw score's default
     assert len(again["pairs"]) == len(result["pairs"])
 
 
