@@ -127,6 +127,8 @@ def parity(tmp_path_factory) -> dict:
         "pair_scores": [[p.probabilities[1] for p in pair_model.predict_batch([(q, f) for f in indexed[:40]], 1)]
                         for q in queries],
     }
+    tokens = sorted(index.tokens)
+    reference["clones"]["pairs"] = pairs_reference(index, tokens[len(tokens) // 4])
     concat = exported_student("pair", "first", "concat")
     rows = [(queries[i], indexed[i]) for i in range(5)]
     reference["clones"]["concat"] = {
@@ -137,7 +139,34 @@ def parity(tmp_path_factory) -> dict:
                            capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stdout[-3000:]
     summaries = run_node(reference, tmp, ["test/parity.test.js", "test/clones.test.js", "vscode-sample/test/"])
-    return {"tmp": tmp, "summaries": summaries, "model": model, "index": index}
+    return {"tmp": tmp, "summaries": summaries, "model": model, "index": index, "reference": reference}
+
+
+def pairs_reference(index, min_tokens: int) -> dict:
+    """Python's pairs and classes of ``index`` at a threshold in a wide gap between two pairs' probabilities (so
+    rounding cannot move a pair across it), with ``per_function`` small enough to drop some."""
+    from lit_compressor.clones.calibration import Calibration
+    from lit_compressor.clones.classes import clone_classes
+
+    calibration = Calibration(0.2, 0.85, -1.4, 0.67, 1e-3)
+    ranks = sorted((p.rank for p in index.pairs(0.0, None, min_tokens=min_tokens, calibration=calibration)),
+                   reverse=True)
+    k = max(range(30, 60), key=lambda k: ranks[k - 1] - ranks[k])
+    assert ranks[k - 1] - ranks[k] > 1e-6
+    options = {"threshold": (ranks[k - 1] + ranks[k]) / 2, "per_function": 3, "min_tokens": min_tokens,
+               "calibration": {"slope": 0.2, "closeness_slope": 0.85, "intercept": -1.4, "valid_prior": 0.67,
+                               "prior": 1e-3}, "prior": 1e-3}
+    pairs = index.pairs(options["threshold"], 3, min_tokens=min_tokens, calibration=calibration, prior=1e-3)
+    return {"options": options, "all_above": k,
+            "expected": [[p.first.path, p.first.start_line, p.second.path, p.second.start_line, p.probability,
+                          p.score, p.similarity] for p in pairs],
+            "classes": [[f"{m.path}:{m.start_line}" for m in c.members] for c in clone_classes(pairs)]}
+
+
+def check_pairs(summary: dict, reference: dict) -> None:
+    assert summary["pairs"] == len(reference["expected"]) and summary["classes"] == len(reference["classes"])
+    assert 0 < summary["pairs"] < reference["all_above"]  # the threshold and per_function both bit
+    assert summary["max_diff"] <= SCORE_TOLERANCE
 
 
 def run_node(reference: dict, tmp: Path, files: list[str]) -> dict[str, dict]:
@@ -175,6 +204,11 @@ def test_node_clone_search_equals_python_and_the_pair_model(parity):
     assert summary["max_concat_head_diff"] <= SCORE_TOLERANCE
     assert summary["node_index"]["embedded"] == len(parity["index"].hashes)
     assert summary["node_index_again"]["embedded"] == 0
+
+
+def test_node_pairs_and_classes_equal_pythons(parity):
+    """The same pairs (minimum size, calibrated threshold, per-function bound) and the same clone classes."""
+    check_pairs(parity["summaries"]["summary-pairs"], parity["reference"]["clones"]["pairs"])
 
 
 def test_python_reads_the_index_node_wrote(parity):
@@ -223,9 +257,10 @@ def trained_parity(tmp_path_factory) -> dict:
         "query_vectors": [model.embed(q).tolist() for q in queries],
         "index_scores": [index.scores(model.embed(q)).tolist() for q in queries],
         "pair_scores": None, "concat": None,  # int8: the encoder and the pair graph quantise different runs
+        "pairs": pairs_reference(index, 64),
     }
     summaries = run_node(reference, tmp, ["test/parity.test.js", "test/clones.test.js"])
-    return {"summaries": summaries, "index": index, "model": model, "tmp": tmp}
+    return {"summaries": summaries, "index": index, "model": model, "tmp": tmp, "reference": reference}
 
 
 def test_node_gives_pythons_ids_labels_and_probabilities_on_trained_students(trained_parity):
@@ -247,6 +282,8 @@ def test_node_clone_search_on_the_shipped_int8_encoder_equals_pythons(trained_pa
     assert summary["node_index"]["embedded"] == len(trained_parity["index"].hashes)
     node_index = CloneIndex.load(trained_parity["tmp"] / "node-index", trained_parity["model"])
     assert node_index.entries == trained_parity["index"].entries
+    assert node_index.tokens == trained_parity["index"].tokens  # Node's token counts (the minimum size) are Python's
+    check_pairs(trained_parity["summaries"]["summary-pairs"], trained_parity["reference"]["clones"]["pairs"])
 
 
 @pytest.mark.slow
