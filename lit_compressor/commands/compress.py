@@ -38,6 +38,7 @@ from lit_compressor.core.errors import UserError
 from lit_compressor.core.files import atomic_write_json
 from lit_compressor.core.fingerprint import hash_files, hash_json
 from lit_compressor.data.task import TaskData
+from lit_compressor.data.transforms import LANGUAGE_OF_FORMAT
 from lit_compressor.runtime.robustness import MORPH
 from lit_compressor.training.cli import run_lightning_cli, with_settings
 
@@ -266,9 +267,15 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
 
     # 6. robustness: agreement with the teacher and the renaming flips, the shipped student beside its teacher
     robust_file = None
-    if robustness is not False:
+    settings = {} if robustness in (True, False) else dict(robustness)
+    if robustness is not False and task.format not in LANGUAGE_OF_FORMAT and "language" not in settings:
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[dim]stage robustness: skipped, the language of a {task.format!r} task "
+                                   "cannot be told (set robustness: {language: java} or c)[/dim]")
+    elif robustness is not False:
         robust_file = output / "robustness.json"
-        config = {"transformations": [MORPH], "seeds": [0], **({} if robustness is True else robustness),
+        config = {"transformations": [MORPH], "seeds": [0], **settings,
                   "teacher": str(teacher_dir), "student": str(shipped), "data": str(task_file),
                   "student_backend": "onnx-int8" if export is not False else "pytorch", "output": str(robust_file)}
         upstream = {"shipped": hash_files(shipped, (".onnx", ".safetensors", ".json")), "teacher": teacher_hash}

@@ -17,11 +17,12 @@ from lit_compressor.core.files import atomic_write_json
 from lit_compressor.core.metadata import read_metadata
 from lit_compressor.data.task import load_task, seeded_sample
 from lit_compressor.data.transforms import check_transformation, language_of
+from lit_compressor.runtime.folder import backend_files, resolve_folder
 from lit_compressor.runtime.robustness import DEFAULT_TRANSFORMATIONS, folder_predictor, measure_robustness
 
 
-def _check_folder(folder: Path, role: str) -> None:
-    if not read_metadata(folder):
+def _check_folder(folder: Path, role: str, backend: str) -> None:
+    if not read_metadata(resolve_folder(folder, backend_files(backend))):  # an export folder: what it ships
         raise UserError(f"not a lit-compressor model folder (no lit_compressor block in config.json) for the "
                         f"{role}.", folder, f"Give the {role}'s folder (e.g. runs/quickstart/"
                         f"{'teacher' if role == 'teacher' else 'export'}).")
@@ -85,8 +86,8 @@ def robustness(teacher: Path, student: Path, data: str, output: Path | None = No
         block_size: Tokens per function for both models (default: each folder's own).
     """
     teacher, student = Path(teacher), Path(student)
-    _check_folder(teacher, "teacher")
-    _check_folder(student, "student")
+    _check_folder(teacher, "teacher", teacher_backend)
+    _check_folder(student, "student", student_backend)
     transformations = transformations or list(DEFAULT_TRANSFORMATIONS)
     for transformation in transformations:
         for step in transformation.split("+"):

@@ -185,6 +185,8 @@ def test_own_jsonl_data_runs_end_to_end(tiny_roberta, tmp_path):
     assert sum(report["student"]["prediction_counts"]) == 16  # the shipped model's scores: on the 16 it checked
     assert report["student"]["accuracy_source"].startswith("int8 ONNX on 16 test examples")
     assert (tmp_path / "run/report.md").is_file()
+    # the language of a jsonl task cannot be told: the robustness stage is skipped (robustness: {language: c} runs it)
+    assert "robustness" not in [s["name"] for s in report["stages"]] and "agreement" not in report
 
 
 def test_collapse_warning_names_the_class_the_share_and_the_causes():

@@ -78,7 +78,7 @@ def constant_student(folder, label: int, functions: list[str]):
         model.classifier.out_proj.weight.zero_()
         model.classifier.out_proj.bias.copy_(torch.tensor([3.0, 0.0] if label == 0 else [0.0, 3.0]))
     save_classifier(model, train_student_tokenizer(functions, 300), folder / "trained", {"block_size": 128})
-    export(folder / "trained", folder / "export", samples=4)
+    export(folder / "trained", folder / "export", samples=4, full=True)  # the teacher side runs PyTorch: full/
     return folder / "export"
 
 
