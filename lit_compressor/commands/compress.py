@@ -37,6 +37,7 @@ from lit_compressor.core.configs import Stage, deep_merge, read_yaml, resolve_st
 from lit_compressor.core.errors import UserError
 from lit_compressor.core.files import atomic_write_json
 from lit_compressor.core.fingerprint import hash_files, hash_json
+from lit_compressor.core.metadata import is_graph_folder, read_metadata
 from lit_compressor.data.task import TaskData
 from lit_compressor.data.transforms import LANGUAGE_OF_FORMAT
 from lit_compressor.runtime.robustness import MORPH
@@ -273,6 +274,10 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
 
         Console(stderr=True).print(f"[dim]stage robustness: skipped, the language of a {task.format!r} task "
                                    "cannot be told (set robustness: {language: java} or c)[/dim]")
+    elif robustness is not False and any(is_graph_folder(read_metadata(f)) for f in (teacher_dir, student_dir)):
+        from rich.console import Console
+
+        Console(stderr=True).print("[dim]stage robustness: skipped, it does not measure data-flow folders yet[/dim]")
     elif robustness is not False:
         robust_file = output / "robustness.json"
         config = {"transformations": [MORPH], "seeds": [0], **settings,

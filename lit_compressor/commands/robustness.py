@@ -14,7 +14,7 @@ from typing import Any, Literal
 from lit_compressor.core.console import print_table
 from lit_compressor.core.errors import UserError
 from lit_compressor.core.files import atomic_write_json
-from lit_compressor.core.metadata import read_metadata
+from lit_compressor.core.metadata import is_graph_folder, read_metadata
 from lit_compressor.data.task import load_task, seeded_sample
 from lit_compressor.data.transforms import check_transformation, language_of
 from lit_compressor.runtime.folder import backend_files, resolve_folder
@@ -22,7 +22,11 @@ from lit_compressor.runtime.robustness import DEFAULT_TRANSFORMATIONS, folder_pr
 
 
 def _check_folder(folder: Path, role: str, backend: str) -> None:
-    if not read_metadata(resolve_folder(folder, backend_files(backend))):  # an export folder: what it ships
+    metadata = read_metadata(resolve_folder(folder, backend_files(backend)))  # an export folder: what it ships
+    if is_graph_folder(metadata):  # its pair predictions do not come back one row a pair yet
+        raise UserError(f"robustness does not measure data-flow (GraphCodeBERT) folders yet ({role}).", folder,
+                        "Measure a plain (code sub-word) teacher and student.")
+    if not metadata:
         raise UserError(f"not a lit-compressor model folder (no lit_compressor block in config.json) for the "
                         f"{role}.", folder, f"Give the {role}'s folder (e.g. runs/quickstart/"
                         f"{'teacher' if role == 'teacher' else 'export'}).")
