@@ -45,9 +45,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 
 def pair_accuracy(model, encoder, examples, batch_size: int = 64) -> float:
-    """Accuracy of ``model`` (a CodeClassifier) on labelled ``examples``, each unique function encoded once and the
-    head applied to the pooled vectors of each example's functions: what its pair forward computes, for the cost
-    of the split's functions (660 for BigCloneBench's 2,851 validation pairs) instead of two per pair."""
+    """Accuracy of ``model`` (a CodeClassifier) on labelled ``examples`` (see :func:`pair_correct`)."""
+    return float(pair_correct(model, encoder, examples, batch_size).float().mean())
+
+
+def pair_correct(model, encoder, examples, batch_size: int = 64) -> torch.Tensor:
+    """Whether ``model`` (a CodeClassifier) classifies each labelled example right, each unique function encoded
+    once and the head applied to the pooled vectors of each example's functions: what its pair forward computes,
+    for the cost of the split's functions (660 for BigCloneBench's 2,851 validation pairs) instead of two a pair."""
     codes = list(dict.fromkeys(code for example in examples for code in example.codes))
     index = {code: i for i, code in enumerate(codes)}
     rows = torch.tensor([[index[code] for code in example.codes] for example in examples])
@@ -59,7 +64,7 @@ def pair_accuracy(model, encoder, examples, batch_size: int = 64) -> float:
                              for i in range(0, len(codes), batch_size)])
         logits = model.head(vectors[rows].reshape(len(rows), -1))
     model.train(training)
-    return float((logits.argmax(-1) == labels).float().mean())
+    return logits.argmax(-1) == labels
 
 
 class ValidationCurve(L.Callback):
