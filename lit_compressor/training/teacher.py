@@ -59,6 +59,8 @@ class TeacherModule(ClassifierModule):
         return super().code_encoder
 
     def training_step(self, batch: dict, batch_idx: int):
+        """Cross-entropy over the batch's pairs, or, in a batch of functions (``data.init_args.function_batches``),
+        over every labelled pair among its functions."""
         loss = F.cross_entropy(self(batch), batch["labels"])
         self.log("train/loss", loss, prog_bar=True)
         return loss
