@@ -105,7 +105,7 @@ class CodeDataModule(L.LightningDataModule):
 
     def train_dataset(self) -> Dataset | list[Example]:
         """What an epoch trains on: the training split, or its epochs of function batches."""
-        if self.function_batches is None:
+        if self.function_batches is None or self.function_batches.size is None:
             return self.split(self.train_split)
         if self._epochs is None:
             self._epochs = EpochFunctionBatches(self.split(self.train_split), self.function_batches)

@@ -100,11 +100,12 @@ class DistillationDataModule(CodeDataModule):
         if self.augment.enabled and not student.teacher_logits:
             raise UserError("augment reads the soft-label file's function cache.", "data.init_args.augment",
                             "Use targets: cached with a soft_labels file, or remove `augment`.")
-        if self.augment.enabled and self.function_batches is not None:
+        trains_in_functions = self.function_batches is not None and self.function_batches.size is not None
+        if self.augment.enabled and trains_in_functions:
             raise UserError("function_batches and augment both say what an epoch trains on.",
                             "data.init_args.function_batches", "Keep one: function_batches (the unlabelled pairs in "
                             "batches of functions) or augment (the teacher's head on pairs of cached functions).")
-        if self.function_batches is not None and not student.teacher_logits:
+        if trains_in_functions and not student.teacher_logits:
             raise UserError("function_batches train on the cached soft labels of the unlabelled pairs.",
                             "data.init_args.function_batches", "Use targets: cached with a soft_labels file.")
         if self.augment.pairs_per_epoch > 0 and self.task.num_inputs != 2:

@@ -9,7 +9,8 @@ An epoch is a greedy *cover* of the graph, drawn from ``(seed, epoch)`` alone:
 
 1. take the next anchor (a permutation of the functions) that still has unscored pairs;
 2. grow the batch until it holds ``size`` functions: each time add the function with the most unscored pairs to
-   the batch's functions (ties by a random priority), or, when none is left, the next anchor;
+   the batch's functions (ties: the fewest unscored pairs left outside the batch, then a random priority), or,
+   when none is left and there is room for a pair, the next anchor;
 3. every pair among the batch's functions is scored (pairs scored before included), and the next batch starts,
    until every pair of the split has been scored at least once.
 
@@ -50,8 +51,9 @@ CALIBRATION_EPOCH = -1
 class FunctionBatches:
     """Train (and evaluate) a pair task in batches of functions drawn from its pair graph."""
 
-    size: int = 32
-    """Functions a training batch encodes (``data.batch_size`` is not used for training then)."""
+    size: int | None = 32
+    """Functions a training batch encodes (``data.batch_size`` is not used for training then); None: train in
+    batches of pairs (``data.batch_size``), evaluate in batches of functions."""
     eval_size: int | None = 256
     """Functions a validation/test batch encodes, each pair scored once (None: evaluate in batches of pairs)."""
     seed: int = 0
@@ -118,16 +120,18 @@ class _Cover:
         members: list[int] = []
         inside: set[int] = set()
         gain: dict[int, int] = {}  # function outside the batch -> its unscored pairs with the batch's functions
-        heap: list[tuple[int, float, int]] = []
+        heap: list[tuple[int, int, float, int]] = []
         newly: list[int] = []
         while len(members) < size and self.remaining:
             chosen = None
             while heap:
-                negative, _, f = heapq.heappop(heap)
+                negative, _, _, f = heapq.heappop(heap)
                 if f not in inside and gain.get(f) == -negative:
                     chosen = f
                     break
             if chosen is None:
+                if members and len(members) > size - 2:
+                    break  # a new anchor needs room for a partner, else it is encoded again in the next batch
                 chosen = self.anchor(inside)
                 if chosen is None:
                     break
@@ -146,7 +150,7 @@ class _Cover:
                         self.left[other] -= 1
                 else:
                     gain[other] = gain.get(other, 0) + 1
-                    heapq.heappush(heap, (-gain[other], self.priority[other], other))
+                    heapq.heappush(heap, (-gain[other], self.left[other] - gain[other], self.priority[other], other))
         return members, newly
 
 
@@ -183,6 +187,8 @@ class EpochFunctionBatches(Dataset):
     def __init__(self, examples: Sequence[Example], settings: FunctionBatches):
         self.graph = PairGraph(examples)
         self.settings = settings
+        if settings.size is None:
+            raise ValueError("FunctionBatches.size is None: the training split is served in batches of pairs")
         self.fallback = cover(self.graph, settings.size, epoch_generator(settings.seed, CALIBRATION_EPOCH))
         self.count = len(self.fallback) + math.ceil(MARGIN * len(self.fallback))
         self.batches: list[FunctionBatch] = []
