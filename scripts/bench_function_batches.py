@@ -1,14 +1,18 @@
 """The teacher fine-tuned in batches of pairs (today) and in batches of functions from the labelled pair graph.
 
-    nice python scripts/bench_function_batches.py --labelled 4000 --epochs 2 --output runs/function_batches
+    nice python scripts/bench_function_batches.py --labelled 4000 --epochs 2 --output runs/function_batches \
+        --runs pairs:5e-5 functions:5e-5 functions-top3-cached:5e-5
 
 Every run fine-tunes the same teacher (``configs/bigclonebench/teacher.yaml``'s MiniLM, mean pooling, interaction
 head) on the same seeded sample of labelled pairs, for the same number of epochs, with the same seed; keeps the
 checkpoint with the best validation accuracy (on a fixed seeded part of the valid split); and records each
-training epoch's wall and CPU seconds (validation excluded), functions encoded and pairs scored. The learning rate
-of each mode is the one among ``--lr-pairs`` / ``--lr-functions`` with the best validation accuracy; only those
-final models are scored on the test split (all of it by default), once. Each run's record is written to
-``OUTPUT/<run>.json`` as it ends, and a run already recorded is not run again. Prints a Markdown table.
+training epoch's wall and CPU seconds (validation excluded), functions encoded and pairs scored. Modes: ``pairs``
+(today: batches of ``--batch-size`` pairs), ``functions`` (batches of ``--size`` functions from the labelled pair
+graph), ``functions-top3-cached`` (the same, fine-tuning the top 3 layers only, the frozen ones computed once per
+function: ``trainable_layers: 3, cache_frozen: true``). A run is ``MODE:LR``; of each mode's runs the one with the
+best validation accuracy is that mode's final model, scored on the test split (all of it by default), once. Each
+run's record is written to ``OUTPUT/<run>.json`` as it ends, and a run already recorded is not run again. Prints a
+Markdown table, and the time and accuracy of function batches against pair batches.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from lit_compressor.core.console import markdown_table
 from lit_compressor.measure.bench import load_text
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+MODES = ("pairs", "functions", "functions-top3-cached")
 
 
 def task_for(args: argparse.Namespace):
@@ -43,10 +48,12 @@ def build(mode: str, lr: float, args: argparse.Namespace, folder: Path):
     from lit_compressor.training.teacher import TeacherModule
 
     L.seed_everything(args.seed)
+    cached = mode == "functions-top3-cached"
     module = TeacherModule(args.teacher, pooling="mean", pair_head="interaction", num_inputs=2,
-                           block_size=args.block_size, lr=lr, warmup_ratio=0.1)
+                           block_size=args.block_size, lr=lr, warmup_ratio=0.1, trainable_layers=3 if cached else None,
+                           cache_frozen=cached)
     # evaluation in batches of functions for both modes: the same logits as pair batches (tested), fewer passes
-    batches = FunctionBatches(size=args.size if mode == "functions" else None, eval_size=256, seed=args.seed)
+    batches = FunctionBatches(size=None if mode == "pairs" else args.size, eval_size=256, seed=args.seed)
     data = CodeDataModule(task_for(args), batch_size=args.batch_size, eval_batch_size=64,
                           block_size=args.block_size, encoder=module.code_encoder, function_batches=batches)
     cost = TrainingCost()
@@ -120,29 +127,36 @@ def main() -> None:
     parser.add_argument("--block-size", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=16, help="pairs a batch of pairs")
     parser.add_argument("--size", type=int, default=32, help="functions a batch of functions")
-    parser.add_argument("--lr-pairs", type=float, nargs="+", default=[5e-5])
-    parser.add_argument("--lr-functions", type=float, nargs="+", default=[5e-5, 1e-4])
+    parser.add_argument("--runs", nargs="+", default=["pairs:5e-5", "functions:5e-5"], help="MODE:LR runs")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--output", type=Path, default=Path("runs/function_batches"))
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args.output.mkdir(parents=True, exist_ok=True)
+    runs: dict[str, list[float]] = {}
+    for run in args.runs:
+        mode, lr = run.split(":")
+        if mode not in MODES:
+            parser.error(f"unknown mode {mode!r} (modes: {', '.join(MODES)})")
+        runs.setdefault(mode, []).append(float(lr))
     records = []
-    for mode, rates in (("pairs", args.lr_pairs), ("functions", args.lr_functions)):
+    for mode, rates in runs.items():
         fitted = [fit(mode, lr, args) for lr in rates]
         chosen = max(fitted, key=lambda r: r["best_val"])
         records += [test(r, args) if r is chosen else r for r in fitted]
     print(table(records))
     scored = {r["mode"]: r for r in records if "test" in r}
-    pairs, functions = scored["pairs"], scored["functions"]
     seconds = {name: sum(e["epoch_seconds"] for e in r["epochs"]) for name, r in scored.items()}
     cpu = {name: sum(e["epoch_cpu_seconds"] for e in r["epochs"]) for name, r in scored.items()}
-    difference = functions["test"]["accuracy"] - pairs["test"]["accuracy"]
-    print(f"\nfunction batches / pair batches: training time {seconds['functions'] / seconds['pairs']:.2f} "
-          f"(CPU {cpu['functions'] / cpu['pairs']:.2f}); test accuracy difference {difference:+.4f} "
-          f"(one standard error of the pair batches' accuracy: "
-          f"{standard_error(pairs['test']['accuracy'], pairs['test_pairs']):.4f}); {load_text()}")
-
+    pairs = scored.get("pairs")
+    for mode, record in scored.items():
+        if pairs is None or mode == "pairs":
+            continue
+        difference = record["test"]["accuracy"] - pairs["test"]["accuracy"]
+        print(f"\n{mode} / pairs: training time {seconds[mode] / seconds['pairs']:.2f} (CPU "
+              f"{cpu[mode] / cpu['pairs']:.2f}); test accuracy difference {difference:+.4f} (one standard error of "
+              f"the pair batches' accuracy: {standard_error(pairs['test']['accuracy'], pairs['test_pairs']):.4f})")
+    print(load_text())
 
 if __name__ == "__main__":
     main()
