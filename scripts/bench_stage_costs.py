@@ -3,7 +3,8 @@
     nice python scripts/bench_stage_costs.py --data ../shared/data/bigclonebench
 
 Measures, for full blocks of random token ids (batch ``--batch`` functions, the best of 2 repeats, CPU seconds
-per function from ``time.process_time``: all threads, so a loaded machine inflates it less than wall time):
+per function from ``time.process_time`` on one thread by default: an oversubscribed thread pool's spinning would
+count as CPU time on a shared machine):
 the MiniLM teacher's forward and forward+backward+AdamW step (all layers, and the top 3 layers trainable: the
 frozen bottom runs forward only), the 3 MB students' forward+backward (the quick start's shallow-wide genome, the
 paper-labels one-layer genome), and (``--codebert-cpu``) CodeBERT's shape (random weights). FLOPs per
@@ -54,11 +55,12 @@ def step(model, ids: torch.Tensor, train: bool) -> None:
 
 def measure(name: str, model, block: int, batch: int, train: bool, vocab: int, repeats: int = 2) -> dict:
     """CPU seconds (the best of ``repeats`` batches; none when 0) and FLOPs a function, for full blocks."""
-    model.train(train)
     model.optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     ids = torch.randint(5, vocab - 1, (batch, 1, block))
-    with FlopCounterMode(display=False) as counter:
+    model.train()  # dropout sends attention down the math path, whose matmuls the counter sees (the fused
+    with FlopCounterMode(display=False) as counter:  # CPU attention kernel of eval mode is not counted)
         step(model, ids[:1], train)
+    model.train(train)
     seconds = []
     for _ in range(repeats):
         start = time.process_time()
@@ -84,6 +86,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/data/bigclonebench")
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads while timing (CPU s are summed)")
     parser.add_argument("--codebert-cpu", action="store_true", help="time CodeBERT's shape on the CPU too")
     parser.add_argument("--size", type=int, default=64, help="functions a training function batch")
     parser.add_argument("--teacher-block", type=int, default=128)
@@ -93,6 +96,8 @@ def main() -> None:
     parser.add_argument("--gpus", type=int, default=8)
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # one thread: on a shared machine an oversubscribed OpenMP pool spins, and its spinning counts as CPU time
+    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     counts = covers(args.data, args.size)
     print(markdown_table(["split", "pairs", "functions", "encodings an epoch (cover)"],
