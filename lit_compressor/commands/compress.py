@@ -19,6 +19,7 @@ training run the ``fit`` and ``label`` stages by hand with ``--trainer.strategy 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from lit_compressor.commands.benchmark import benchmark as benchmark_command
+from lit_compressor.commands.export import card_from_report
 from lit_compressor.commands.export import export as export_command
 from lit_compressor.commands.label import label as label_command
 from lit_compressor.commands.report import build_report, collapse_warning, write_report
@@ -194,6 +196,7 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
             {**base.get("trainer", {}), "default_root_dir": str(run_dir)}, run_dir / "checkpoints")})
         stages.run("teacher", config, {}, {"teacher": teacher_dir / "model.safetensors"},
                    lambda path: run_fit(path, run_dir / "checkpoints"), reads=task.files_of(["labelled", "valid"]))
+        drop_checkpoints(run_dir)
     else:
         teacher_dir = Path(teacher_folder)
     teacher_hash = hash_files(teacher_dir if teacher_dir is not None else Path(external))
@@ -251,16 +254,17 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
         {**base.get("trainer", {}), "default_root_dir": str(run_dir)}, run_dir / "checkpoints")})
     stages.run("student", config, upstream, {"student": student_dir / "metrics.json"},
                lambda path: run_fit(path, run_dir / "checkpoints"), reads=student_reads)
+    drop_checkpoints(run_dir)
     warn_if_collapsed("student", student_dir / "metrics.json")
     student_hash = hash_files(student_dir)
 
-    # 5. export
-    shipped = student_dir
+    # 5. export: shipped/ and full/ (every form: the benchmark times the fp32 ones too)
+    shipped, exported = student_dir, output / "export"
     if export is not False:
-        shipped = output / "export"
+        shipped = exported / "full"
         config = {"samples": None, **({} if export is True else export), "model": str(student_dir),
-                  "output": str(shipped), "data": str(task_file), "overwrite": True}  # shipped scores: whole split
-        stages.run("export", config, {"student": student_hash}, {"export": shipped / "export.json"},
+                  "output": str(exported), "data": str(task_file), "overwrite": True, "full": True}
+        stages.run("export", config, {"student": student_hash}, {"export": exported / "export.json"},
                    lambda path: run_command(export_command, path), reads=task.files_of(["test"]))
 
     # 6. benchmark: the student as shipped beside its teacher
@@ -273,9 +277,12 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
                lambda path: run_command(benchmark_command, path), reads=task.files_of(["test", "unlabelled"]))
 
     report = build_report(task, teacher_dir, teacher_metrics, student_dir, timing, stages.records,
-                          time.perf_counter() - started, shipped / "export.json" if export is not False else None)
+                          time.perf_counter() - started, exported / "export.json" if export is not False else None)
     if external:
         report["teacher"]["labels_from"] = str(external)
+    if export is not False:  # the model card, now with the report's test-split figures
+        card_from_report(exported, report)
+    record_disk_footprint(output, report)
     write_report(output, report)
     return report
 
@@ -297,6 +304,30 @@ def test_teacher(stages: Stages, output: Path, teacher_dir: Path, teacher_hash: 
     teacher_metrics = evaluation / "metrics.json"
     warn_if_collapsed("teacher", teacher_metrics)
     return teacher_metrics
+
+
+def drop_checkpoints(run_dir: Path) -> None:
+    """Once a training stage has written its folder, its checkpoints are redundant (the stage is skipped while
+    current, and a changed config trains in a new run folder): keep only the logs."""
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+
+
+def tree_bytes(path: Path) -> int:
+    """Bytes of a file, or of every file under a folder."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
+
+
+def record_disk_footprint(output: Path, report: dict[str, Any]) -> None:
+    """What the run leaves on disk: each stage's ``disk_bytes`` (the top-level entries of ``output`` holding its
+    outputs, and its training run folder ``runs/<stage>-*``) and the whole folder's (report.* aside)."""
+    for stage in report["stages"]:
+        owned = {output / Path(path).relative_to(output).parts[0] for path in stage["outputs"].values()
+                 if Path(path).is_relative_to(output)}
+        owned |= set((output / "runs").glob(f"{stage['name']}-*"))
+        stage["disk_bytes"] = sum(tree_bytes(path) for path in owned)
+    report["disk_bytes"] = tree_bytes(output)
 
 
 def search_config(base: dict[str, Any], task: TaskData, block_size: int, teacher_dir: Path, seed: int,

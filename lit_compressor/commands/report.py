@@ -40,7 +40,8 @@ def _timed(timing: dict[str, Any], role: str) -> dict[str, Any]:
     rows = {s["backend"]: s for s in timing["systems"] if s.get("role") == role}
     eager, shipped = rows.get("pytorch", {}), rows.get(SHIPPED, {})
     return {"p50_ms": eager.get("p50_ms"), "p95_ms": eager.get("p95_ms"), "shipped_p50_ms": shipped.get("p50_ms"),
-            "shipped_mb": shipped.get("size_mb"), "name": (eager or shipped).get("name", role).rsplit(" (", 1)[0]}
+            "shipped_backend": shipped.get("name"), "shipped_mb": shipped.get("size_mb"),
+            "name": (eager or shipped).get("name", role).rsplit(" (", 1)[0]}
 
 
 def build_report(task: TaskData, teacher_folder: Path | None, teacher_metrics: Path | None, student_folder: Path,
@@ -108,6 +109,10 @@ def summary(report: dict[str, Any]) -> str:
     return text + "."
 
 
+def disk_note(report: dict[str, Any]) -> str:
+    return f"; {report['disk_bytes'] / 1e6:.1f} MB on disk" if report.get("disk_bytes") is not None else ""
+
+
 def write_report(output: Path, report: dict[str, Any]) -> None:
     """``report.json``, ``report.md`` and the tables on stdout."""
     output.mkdir(parents=True, exist_ok=True)
@@ -116,13 +121,15 @@ def write_report(output: Path, report: dict[str, Any]) -> None:
     names = [name for name in ("teacher", "student", "proxy") if name in report]
     rows = [[report[name].get("name", name) if name == "proxy" else name]
             + [_cell(report[name].get(key), template) for key, _, template in COLUMNS] for name in names]
-    stage_rows = [[s["name"], "skipped" if s["skipped"] else "ran", f"{s['seconds']:.1f}", s["config"]]
+    stage_rows = [[s["name"], "skipped" if s["skipped"] else "ran", f"{s['seconds']:.1f}",
+                   _cell(None if s.get("disk_bytes") is None else s["disk_bytes"] / 1e6, "{:.1f}"), s["config"]]
                   for s in report["stages"]]
-    stage_columns = ["stage", "status", "seconds", "config (re-run it by hand)"]
+    stage_columns = ["stage", "status", "seconds", "MB on disk", "config (re-run it by hand)"]
     text = [summary(report), *[f"**Warning:** {w}" for w in report["warnings"]]]
     (output / "report.md").write_text(
         "# Compression report\n\n" + markdown_table(columns, rows) + "\n\n" + "\n\n".join(text)
-        + f"\n\n## Stages ({report['wall_seconds']:.0f} s in all)\n\n" + markdown_table(stage_columns, stage_rows)
+        + f"\n\n## Stages ({report['wall_seconds']:.0f} s in all{disk_note(report)})\n\n"
+        + markdown_table(stage_columns, stage_rows)
         + "\n")
     print_table(f"stages ({report['wall_seconds']:.0f} s in all)", stage_columns, stage_rows, right_from=2)
     print_table("teacher vs student (test split)", columns, rows)

@@ -30,7 +30,7 @@ def test_compress_runs_every_stage_then_skips_them(tiny_bert, tmp_path):
     report = compress(**settings)
     run = tmp_path / "run"
     for path in ("teacher/model.safetensors", "soft_labels.safetensors", "search/architecture.yaml",
-                 "student/model.safetensors", "student/tokenizer.json", "export/model.int8.onnx", "report.md",
+                 "student/model.safetensors", "student/tokenizer.json", "export/shipped/model.int8.onnx", "report.md",
                  "benchmark.json"):
         assert (run / path).exists(), path
     names = ["teacher", "teacher_test", "label", "search", "student", "export", "benchmark"]
@@ -56,6 +56,25 @@ def test_compress_runs_every_stage_then_skips_them(tiny_bert, tmp_path):
     assert report["teacher"]["prediction_counts"] in ([32, 0], [0, 32])
     assert report["warnings"][0].startswith("the teacher predicts class")
     assert report["warnings"][0] in (run / "report.md").read_text()
+
+    # the run keeps no checkpoints (the stages' folders hold the models), and says what each stage keeps on disk
+    assert not list(run.rglob("*.ckpt"))
+    disk = {s["name"]: s["disk_bytes"] for s in report["stages"]}
+    assert disk["export"] == sum(p.stat().st_size for p in (run / "export").rglob("*") if p.is_file())
+    assert disk["label"] == (run / "soft_labels.safetensors").stat().st_size
+    assert sum(disk.values()) < report["disk_bytes"]  # plus stages/, task.yaml, the tokenizer cache
+    # the model card carries the report's figures
+    from lit_compressor.runtime.card import read_card
+
+    saved = json.loads((run / "report.json").read_text())
+    meta, body = read_card(run / "export/shipped/README.md")
+    values = {m["type"]: m["value"] for m in meta["model-index"][0]["results"][0]["metrics"]}
+    assert values == {k: round(saved["student"][k], 4) for k in ("accuracy", "precision", "recall", "f1")}
+    assert "base_model" not in meta  # the teacher is a local folder, not a Hub id
+    assert f"| teacher | {saved['teacher']['accuracy']:.4f} | {saved['teacher']['precision']:.4f} |" in body
+    p50 = saved["student"]["shipped_p50_ms"]
+    assert f"as shipped (student (onnx-int8), tokenisation included): {p50:.2f} ms" in body
+    assert f"## Accuracy on the test split ({sum(saved['student']['prediction_counts'])} examples)" in body
 
     stamps = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file() and "report" not in p.name}
     again = compress(**settings)
