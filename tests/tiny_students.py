@@ -53,7 +53,8 @@ def calibrate(model, encoder: CodeEncoder, rows: list[tuple[str, ...]], max_scal
 
 @functools.cache
 def exported_student(kind: str, pooling: str = "first", pair_head: str = "concat") -> Path:
-    """``kind`` "pair" (BigCloneBench) or "single" (Devign): an exported, calibrated tiny student."""
+    """``kind`` "pair" (BigCloneBench) or "single" (Devign): an exported, calibrated tiny student (its full/ folder:
+    every form, fp32 and int8; ``.parent / "shipped"`` is what ships)."""
     torch.manual_seed(7)
     num_inputs = 2 if kind == "pair" else 1
     data = BCB if kind == "pair" else DEVIGN
@@ -66,5 +67,5 @@ def exported_student(kind: str, pooling: str = "first", pair_head: str = "concat
     root = Path(tempfile.mkdtemp(prefix=f"tiny-{kind}-{pair_head}-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     save_classifier(model, tokenizer, root / "student", {"block_size": BLOCK_SIZE})
-    export(root / "student", root / "export", data=data, samples=16)
-    return root / "export"
+    export(root / "student", root / "export", data=data, samples=16, full=True)
+    return root / "export" / "full"

@@ -2,6 +2,10 @@
  * A shipped student in Node.js: `TinyClassifier.fromPretrained(folder)` then `predict(code)` or
  * `predict(codeA, codeB)`, with the folder's tokenizer, block size and ONNX graph, as Python's
  * `lit_compressor.TinyClassifier` does.
+ *
+ * `folder` is the shipped folder `lit-compressor export` writes (`OUTPUT/shipped`: the int8 graphs), a full
+ * export (`OUTPUT/full`: every form), or the export folder itself (its `shipped/` or `full/`, whichever holds
+ * the file the backend runs).
  */
 
 import { access, readFile } from "node:fs/promises";
@@ -11,12 +15,18 @@ import ort from "onnxruntime-node";
 
 import { CodeTokenizer } from "./tokenizer.js";
 
-/** ONNX files of each backend, preferred first (Python's `inference.ONNX_FILES`). */
+/**
+ * ONNX files of each backend, preferred first (Python's `runners.ONNX_FILES`); a single-function student ships
+ * its graph in the layout transformers.js reads (`onnx/`, `[B, L]` inputs).
+ */
 export const ONNX_FILES = {
-  onnx: ["model.optimized.onnx", "model.onnx"],
-  "onnx-int8": ["model.int8.onnx"],
+  onnx: ["model.optimized.onnx", "model.onnx", "onnx/model.onnx"],
+  "onnx-int8": ["model.int8.onnx", "onnx/model_quantized.onnx"],
 };
 export const DEFAULT_BLOCK_SIZE = 400;
+/** The subfolders of an export folder: what a runtime loads, and every form (written with `--full true`). */
+export const SHIPPED = "shipped";
+export const FULL = "full";
 
 /**
  * @param {string} file
@@ -41,7 +51,38 @@ export async function firstFile(folder, names, what) {
   for (const name of names) {
     if (await exists(path.join(folder, name))) return path.join(folder, name);
   }
-  throw new Error(`${folder}: no ${names.join(" or ")} (${what}). Run \`lit-compressor export --model ${folder} --output DIR\` and load DIR.`);
+  throw new Error(`${folder}: no ${names.join(" or ")} (${what}). Export the student with ` +
+    "`lit-compressor export --model STUDENT --output DIR` and load DIR/shipped (DIR/full, with `--full true`, for fp32).");
+}
+
+/**
+ * `folder` itself when it is a model folder, else (an export folder) its `shipped/` or `full/` subfolder, the
+ * first that holds one of `names` (Python's `resolve_folder`).
+ * @param {string} folder
+ * @param {string[]} names
+ */
+export async function resolveFolder(folder, names) {
+  const subfolders = [path.join(folder, SHIPPED), path.join(folder, FULL)];
+  if (await exists(path.join(folder, "config.json"))) return folder;
+  if (!(await exists(subfolders[0])) && !(await exists(subfolders[1]))) return folder;
+  for (const sub of subfolders) {
+    for (const name of names) if (await exists(path.join(sub, name))) return sub;
+  }
+  throw new Error(`${folder}: this export folder holds no ${names.join(" or ")}. ${SHIPPED}/ holds only the shipped ` +
+    `graphs: export again with \`--full true\` to keep every form in ${FULL}/, or load the shipped form (onnx-int8).`);
+}
+
+/**
+ * The backend a folder is meant for: its int8 graph when it has one (a shipped folder, or an export folder's),
+ * else fp32 ONNX.
+ * @param {string} folder
+ * @returns {Promise<"onnx" | "onnx-int8">}
+ */
+export async function defaultBackend(folder) {
+  for (const base of [folder, path.join(folder, SHIPPED)]) {
+    for (const name of ONNX_FILES["onnx-int8"]) if (await exists(path.join(base, name))) return "onnx-int8";
+  }
+  return "onnx";
 }
 
 /**
@@ -99,11 +140,13 @@ export function softmax(logits) {
 }
 
 /**
- * Pad functions' ids into `[rows, n, L]` int64 tensors (L: the longest function of the batch).
+ * Pad functions' ids into `[rows, n, L]` int64 tensors (L: the longest function of the batch); `[rows, L]` for a
+ * graph that reads one function per row (the transformers.js layout).
  * @param {number[][][]} rows
  * @param {number} padId
+ * @param {boolean} [perFunction]
  */
-export function padBatch(rows, padId) {
+export function padBatch(rows, padId, perFunction = false) {
   const n = rows[0].length;
   const length = Math.max(...rows.flatMap((row) => row.map((ids) => ids.length)));
   const ids = new BigInt64Array(rows.length * n * length).fill(BigInt(padId));
@@ -115,7 +158,7 @@ export function padBatch(rows, padId) {
       mask[offset + k] = 1n;
     });
   }));
-  const dims = [rows.length, n, length];
+  const dims = perFunction ? [rows.length, length] : [rows.length, n, length];
   return { input_ids: new ort.Tensor("int64", ids, dims), attention_mask: new ort.Tensor("int64", mask, dims) };
 }
 
@@ -128,6 +171,9 @@ export class TinyClassifier {
    */
   constructor(session, tokenizer, meta, file) {
     this.session = session;
+    const [ids] = session.inputMetadata;
+    /** Whether the graph reads `[B, L]` (one function a row) rather than `[B, n, L]`. */
+    this.perFunction = ids.isTensor && ids.shape.length === 2;
     this.tokenizer = tokenizer;
     this.numInputs = meta.numInputs;
     this.blockSize = meta.blockSize;
@@ -136,14 +182,16 @@ export class TinyClassifier {
   }
 
   /**
-   * Load an exported folder. `backend` "onnx-int8" (the default when `model.int8.onnx` exists) or "onnx".
+   * Load a shipped or exported folder. `backend` "onnx-int8" (the default when the folder has an int8 graph) or
+   * "onnx" (a full export's fp32 graph).
    * @param {string} folder
    * @param {{backend?: "onnx" | "onnx-int8", threads?: number}} [options]
    */
   static async fromPretrained(folder, options = {}) {
-    const meta = await readModelConfig(folder);
-    const backend = options.backend ?? ((await exists(path.join(folder, "model.int8.onnx"))) ? "onnx-int8" : "onnx");
+    const backend = options.backend ?? (await defaultBackend(folder));
     if (!(backend in ONNX_FILES)) throw new Error(`unknown backend ${backend}: use onnx or onnx-int8`);
+    folder = await resolveFolder(folder, ONNX_FILES[backend]);
+    const meta = await readModelConfig(folder);
     const file = await firstFile(folder, ONNX_FILES[backend], `the ${backend} backend`);
     const tokenizer = await CodeTokenizer.fromFolder(folder, meta.blockSize);
     return new TinyClassifier(await createSession(file, options.threads), tokenizer, meta, file);
@@ -163,7 +211,8 @@ export class TinyClassifier {
    * @returns {Promise<number[][]>}
    */
   async logits(rows) {
-    const feeds = padBatch(rows.map((row) => row.map((code) => this.tokenizer.encode(code))), this.tokenizer.padId);
+    const ids = rows.map((row) => row.map((code) => this.tokenizer.encode(code)));
+    const feeds = padBatch(ids, this.tokenizer.padId, this.perFunction);
     const { logits } = await this.session.run(feeds);
     const data = /** @type {Float32Array} */ (logits.data);
     const labels = Number(logits.dims[1]);

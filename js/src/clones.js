@@ -12,19 +12,23 @@ import path from "node:path";
 
 import ort from "onnxruntime-node";
 
-import { createSession, exists, firstFile, readModelConfig } from "./classifier.js";
+import { createSession, exists, firstFile, readModelConfig, resolveFolder } from "./classifier.js";
 import { normalizeWhitespace } from "./normalize.js";
 import { CodeTokenizer } from "./tokenizer.js";
 
 export const ENCODER_FILES = { fp32: ["encoder.optimized.onnx", "encoder.onnx"], int8: ["encoder.int8.onnx"] };
-export const INDEX_FORMAT = 1;
+export const INDEX_FORMAT = 2;
+export const CALIBRATION_FILE = "calibration.json";
+const SCORE_EPSILON = 1e-12;
+const COSINE_EPSILON = 1e-7;
 
 /**
- * The content key of a function: sha256 of its whitespace-normalised text (Python's `code_hash`).
+ * The content key of a function: Python's `code_hash`, `hash_texts([normalize_whitespace(code)])` (the first 16 hex
+ * digits of the SHA-256 of the whitespace-normalised text and a NUL).
  * @param {string} code
  */
 export function codeHash(code) {
-  return createHash("sha256").update(normalizeWhitespace(code), "utf8").digest("hex");
+  return sha256Hex(`${normalizeWhitespace(code)}\0`);
 }
 
 /**
@@ -44,6 +48,17 @@ function positiveProbabilities(logits, labels, positiveLabel) {
     out[i] = Math.exp(logits[i * labels + positiveLabel] - max) / sum;
   }
   return out;
+}
+
+/**
+ * "fp32" when `folder` itself holds the fp32 encoder graph (a full export), else "int8" (a shipped folder, or an
+ * export folder: its shipped/ subfolder).
+ * @param {string} folder
+ * @returns {Promise<"fp32" | "int8">}
+ */
+export async function defaultPrecision(folder) {
+  for (const name of ENCODER_FILES.fp32) if (await exists(path.join(folder, name))) return "fp32";
+  return "int8";
 }
 
 export class CloneModel {
@@ -69,14 +84,16 @@ export class CloneModel {
   }
 
   /**
-   * Load the clone-search graphs of an exported folder. `precision` "fp32" (default: equal to the
-   * pair model's scores) or "int8" (smaller; dynamic quantisation makes scores differ by ~1e-3).
+   * Load the clone-search graphs of a shipped or exported folder. `precision` "int8" (a shipped folder's
+   * `encoder.int8.onnx`) or "fp32" (a full export's: equal to the pair model's scores; dynamic int8 makes them
+   * differ by ~1e-3); by default the folder's own (Python's `default_precision`).
    * @param {string} folder
    * @param {{precision?: "fp32" | "int8", threads?: number}} [options]
    */
   static async fromPretrained(folder, options = {}) {
-    const precision = options.precision ?? "fp32";
+    const precision = options.precision ?? (await defaultPrecision(folder));
     if (!(precision in ENCODER_FILES)) throw new Error(`unknown precision ${precision}: use fp32 or int8`);
+    folder = await resolveFolder(folder, ENCODER_FILES[precision]);
     const meta = await readModelConfig(folder);
     const graph = await firstFile(folder, ENCODER_FILES[precision], "the encoder-only graph");
     const tokenizer = await CodeTokenizer.fromFolder(folder, meta.blockSize);
@@ -128,12 +145,14 @@ export class CloneModel {
    * Clone probability of `(query, row i)` for each row of `vectors` (`[rows, H]`, row-major).
    * @param {Float32Array} query
    * @param {ort.Tensor} vectors a float32 `[rows, H]` tensor (reuse it across queries)
-   * @param {ort.Tensor} prepared `(await prepare(vectors)).second` (reuse it too)
+   * @param {ort.Tensor} prepared `(await prepare(vectors)).second` (reuse it too); `.first` when `queryFirst` is false
+   * @param {boolean} [queryFirst] false: score `(row i, query)` instead (the head is not symmetric)
    */
-  async scoreRows(query, vectors, prepared) {
+  async scoreRows(query, vectors, prepared, queryFirst = true) {
     const queryTensor = new ort.Tensor("float32", query, [1, this.hiddenSize]);
+    const blocks = await this.prepare(queryTensor);
     /** @type {Record<string, ort.Tensor>} */
-    const feeds = { query: queryTensor, query_block: (await this.prepare(queryTensor)).first, prepared, vectors };
+    const feeds = { query: queryTensor, query_block: queryFirst ? blocks.first : blocks.second, prepared, vectors };
     const session = this.head.score;
     const { logits } = await session.run(Object.fromEntries(session.inputNames.map((name) => [name, feeds[name]])));
     return positiveProbabilities(/** @type {Float32Array} */ (logits.data), Number(logits.dims[1]), this.meta.positiveLabel);
@@ -149,22 +168,135 @@ export class CloneModel {
     return (await this.scoreRows(await this.embed(codeA), other, (await this.prepare(other)).second))[0];
   }
 
-  /** Python's `CloneModel.fingerprint`: the graph, the tokenizer and the block size. */
+  /**
+   * Python's `CloneModel.fingerprint`: `hash_json(hash_files(graph), hash_files(tokenizer.json), block_size,
+   * pooling)`, i.e. the first 16 hex digits of the SHA-256 of Python's `json.dumps` of those four values and a NUL.
+   */
   async fingerprint() {
     if (this.fingerprintCache) return this.fingerprintCache;
-    const hash = createHash("sha256");
-    for (const file of [this.graph, path.join(this.folder, "tokenizer.json")]) {
-      hash.update((await exists(file)) ? await readFile(file) : Buffer.alloc(0));
-    }
-    hash.update(`${this.meta.blockSize}|${this.meta.pooling}`);
-    this.fingerprintCache = hash.digest("hex").slice(0, 32);
+    /** @param {string} file */
+    const fileHash = async (file) => ((await exists(file)) ? sha256Hex(await readFile(file)) : null);
+    const parts = [await fileHash(this.graph), await fileHash(path.join(this.folder, "tokenizer.json")),
+      this.meta.blockSize, this.meta.pooling];
+    // json.dumps(list) separates items with ", " where JSON.stringify uses ","
+    this.fingerprintCache = sha256Hex(`[${parts.map((part) => JSON.stringify(part)).join(", ")}]\0`);
     return this.fingerprintCache;
   }
+}
+
+/** @param {number} p */
+function logit(p) {
+  const q = Math.min(Math.max(p, SCORE_EPSILON), 1 - SCORE_EPSILON);
+  return Math.log(q) - Math.log1p(-q);
+}
+
+/** @param {number} z */
+const sigmoid = (z) => 0.5 * (1 + Math.tanh(0.5 * z));
+
+/**
+ * @typedef {{slope: number, closeness_slope: number, intercept: number, valid_prior: number, prior: number}} Calibration
+ */
+
+/**
+ * The `calibration.json` that `lit-compressor calibrate` wrote into a model folder, or null when there is none.
+ * @param {string} folder
+ * @returns {Promise<Calibration | null>}
+ */
+export async function readCalibration(folder) {
+  const file = path.join(folder, CALIBRATION_FILE);
+  if (!(await exists(file))) return null;
+  const data = JSON.parse(await readFile(file, "utf8"));
+  if (data.format !== 1) throw new Error(`${file}: not a calibration this runtime reads. Run \`lit-compressor calibrate\` again.`);
+  return data;
+}
+
+/**
+ * Python's `Calibration.probability`: the chance that a pair with this `score` (mean of both orders) and vectors'
+ * `cosine` is a clone in a project where a share `prior` (default: the calibration's) of the function pairs are.
+ * @param {Calibration} calibration
+ * @param {number} score
+ * @param {number} cosine
+ * @param {number} [prior]
+ */
+export function calibratedProbability(calibration, score, cosine, prior) {
+  const shift = logit(prior ?? calibration.prior) - logit(calibration.valid_prior);
+  const closeness = -Math.log(Math.max(1 - cosine, COSINE_EPSILON));
+  return sigmoid(calibration.slope * logit(score) + calibration.closeness_slope * closeness + calibration.intercept + shift);
+}
+
+/**
+ * Python's `clone_classes`: the connected components of `pairs`, largest first (then the best probability or score,
+ * then the first member's place).
+ * @param {ClonePair[]} pairs
+ */
+export function cloneClasses(pairs) {
+  /** @param {IndexedFunction} e */
+  const key = (e) => `${e.path}\0${e.start_line}\0${e.name}`;
+  /** @type {Map<string, string>} */
+  const parent = new Map();
+  /** @type {Map<string, IndexedFunction>} */
+  const entryOf = new Map();
+  /** @param {string} k */
+  const root = (k) => {
+    if (!parent.has(k)) parent.set(k, k);
+    while (parent.get(k) !== k) {
+      const up = /** @type {string} */ (parent.get(/** @type {string} */ (parent.get(k))));
+      parent.set(k, up);
+      k = up;
+    }
+    return k;
+  };
+  for (const pair of pairs) {
+    entryOf.set(key(pair.first), pair.first);
+    entryOf.set(key(pair.second), pair.second);
+    const [a, b] = [root(key(pair.first)), root(key(pair.second))];
+    if (a !== b) {
+      const [low, high] = comparePlaces(/** @type {IndexedFunction} */ (entryOf.get(a)), /** @type {IndexedFunction} */ (entryOf.get(b))) <= 0 ? [a, b] : [b, a];
+      parent.set(high, low);
+    }
+  }
+  /** @type {Map<string, ClonePair[]>} */
+  const groups = new Map();
+  for (const pair of pairs) {
+    const r = root(key(pair.first));
+    if (!groups.has(r)) groups.set(r, []);
+    /** @type {ClonePair[]} */ (groups.get(r)).push(pair);
+  }
+  const classes = [...groups.values()].map((group) => {
+    /** @type {Map<string, IndexedFunction>} */
+    const members = new Map();
+    for (const pair of group) for (const e of [pair.first, pair.second]) members.set(key(e), e);
+    const best = group.reduce((b, p) => (rankOf(p) > rankOf(b) ? p : b));
+    return { members: [...members.values()].sort(comparePlaces), pairs: group.length, score: best.score,
+      probability: best.probability };
+  });
+  classes.sort((a, b) => b.members.length - a.members.length || rankOf(b) - rankOf(a) || comparePlaces(a.members[0], b.members[0]));
+  return classes;
+}
+
+/** @param {{score: number, probability: number | null}} x */
+const rankOf = (x) => (x.probability === null ? x.score : x.probability);
+
+/** @param {string} a @param {string} b */
+const compareText = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Python's `(path, start_line, name)` order. @param {IndexedFunction} a @param {IndexedFunction} b */
+function comparePlaces(a, b) {
+  return compareText(a.path, b.path) || a.start_line - b.start_line || compareText(a.name, b.name);
+}
+
+/**
+ * Python's `core.fingerprint` cut: the first 16 hex digits of SHA-256.
+ * @param {string | Buffer} data
+ */
+function sha256Hex(data) {
+  return createHash("sha256").update(data).digest("hex").slice(0, 16);
 }
 
 /**
  * @typedef {{path: string, name: string, language: string, start_line: number, end_line: number, hash: string}} IndexedFunction
  * @typedef {{path: string, name: string, language: string, start_line: number, end_line: number, code: string}} SourceFunction
+ * @typedef {{first: IndexedFunction, second: IndexedFunction, score: number, scores: [number, number], similarity: number, probability: number | null}} ClonePair
  */
 
 export class CloneIndex {
@@ -176,6 +308,8 @@ export class CloneIndex {
     this.entries = [];
     /** @type {string[]} */
     this.hashes = [];
+    /** @type {number[]} per row: the model's input length (special tokens included, at most the block size) */
+    this.tokens = [];
     this.vectors = new Float32Array(0);
     /** @type {Map<string, number>} */
     this.rowOf = new Map();
@@ -183,6 +317,8 @@ export class CloneIndex {
     this.tensor = new ort.Tensor("float32", this.vectors, [0, model.hiddenSize]);
     /** @type {ort.Tensor} */
     this.prepared = this.tensor;
+    /** @type {ort.Tensor} */
+    this.preparedFirst = this.tensor;
   }
 
   get size() {
@@ -194,7 +330,9 @@ export class CloneIndex {
     this.rowOf = new Map(this.hashes.map((h, i) => [h, i]));
     this.entryRows = Int32Array.from(this.entries.map((e) => /** @type {number} */ (this.rowOf.get(e.hash))));
     this.tensor = new ort.Tensor("float32", this.vectors, [this.hashes.length, this.model.hiddenSize]);
-    this.prepared = (await this.model.prepare(this.tensor)).second;
+    const blocks = await this.model.prepare(this.tensor);
+    this.prepared = blocks.second;
+    this.preparedFirst = blocks.first;
   }
 
   /**
@@ -222,6 +360,8 @@ export class CloneIndex {
       onProgress?.(i + 1, fresh.length);
     }
     const dropped = this.hashes.filter((h) => !codeOf.has(h)).length;
+    this.tokens = [...old.map((h) => this.tokens[/** @type {number} */ (this.rowOf.get(h))]),
+      ...fresh.map((h) => this.model.tokenizer.encode(/** @type {string} */ (codeOf.get(h))).length)];
     this.hashes = [...old, ...fresh];
     this.vectors = vectors;
     this.entries = entries;
@@ -269,13 +409,103 @@ export class CloneIndex {
   }
 
   /**
+   * Python's `CloneIndex.pairs`: pairs of indexed functions of at least `minTokens` model tokens whose clone
+   * probability (`calibration`'s at `prior`, else the mean of the head's two orders) is at least `threshold`; with
+   * `perFunction`, only the pairs among the `perFunction` best of one of their two functions (highest first, of equal
+   * ones the earlier row). Sorted as Python sorts them.
+   * @param {{threshold?: number, perFunction?: number | null, minTokens?: number, calibration?: Calibration | null,
+   *   prior?: number}} [options]
+   * @returns {Promise<ClonePair[]>}
+   */
+  async pairs(options = {}) {
+    const { threshold = 0.5, perFunction = 10, minTokens = 0, calibration = null, prior } = options;
+    const H = this.model.hiddenSize;
+    const keep = this.hashes.map((_, row) => row).filter((row) => this.tokens[row] >= minTokens);
+    const rows = keep.length;
+    const vectors = new Float32Array(rows * H);
+    keep.forEach((row, k) => vectors.set(this.vectors.subarray(row * H, (row + 1) * H), k * H));
+    const norms = keep.map((_, k) => Math.hypot(...vectors.subarray(k * H, (k + 1) * H)) || 1e-30);
+    const all = new ort.Tensor("float32", vectors, [rows, H]);
+    const blocks = rows ? await this.model.prepare(all) : { first: all, second: all };
+    const [first, second] = [/** @type {Float32Array} */ (blocks.first.data), /** @type {Float32Array} */ (blocks.second.data)];
+    /** @type {Map<number, IndexedFunction[]>} */
+    const members = new Map();
+    const compact = new Map(keep.map((row, k) => [row, k]));
+    this.entries.forEach((entry, e) => {
+      const k = compact.get(this.entryRows[e]);
+      if (k === undefined) return;
+      if (!members.has(k)) members.set(k, []);
+      /** @type {IndexedFunction[]} */ (members.get(k)).push(entry);
+    });
+    /** @param {number} score @param {number} cosine */
+    const rank = (score, cosine) => (calibration ? calibratedProbability(calibration, score, cosine, prior) : score);
+    /** @param {IndexedFunction} a @param {IndexedFunction} b @param {number} forward @param {number} backward @param {number} cosine */
+    const pair = (a, b, forward, backward, cosine) => {
+      const score = (forward + backward) / 2;
+      return /** @type {ClonePair} */ ({ first: a, second: b, score, scores: [forward, backward], similarity: cosine,
+        probability: calibration ? rank(score, cosine) : null });
+    };
+    /** @type {ClonePair[]} */
+    const found = [];
+    /** @type {{i: number, j: number, forward: number, backward: number, cosine: number, rank: number}[]} */
+    const hits = [];
+    for (let i = 0; i < rows; i++) {
+      const query = vectors.subarray(i * H, (i + 1) * H);
+      const same = members.get(i) ?? [];
+      if (same.length > 1) {
+        const self = new ort.Tensor("float32", Float32Array.from(query), [1, H]);
+        const score = (await this.model.scoreRows(query, self, (await this.model.prepare(self)).second))[0];
+        if (rank(score, 1) >= threshold) {
+          same.forEach((a, k) => same.slice(k + 1).forEach((b) => found.push(pair(a, b, score, score, 1))));
+        }
+      }
+      if (i + 1 === rows) continue;
+      const rest = new ort.Tensor("float32", vectors.slice((i + 1) * H), [rows - i - 1, H]);
+      const forward = await this.model.scoreRows(query, rest, new ort.Tensor("float32", second.slice((i + 1) * H), [rows - i - 1, H]), true);
+      const backward = await this.model.scoreRows(query, rest, new ort.Tensor("float32", first.slice((i + 1) * H), [rows - i - 1, H]), false);
+      for (let j = i + 1; j < rows; j++) {
+        let dot = 0;
+        for (let h = 0; h < H; h++) dot += vectors[i * H + h] * vectors[j * H + h];
+        const cosine = dot / (norms[i] * norms[j]);
+        const f = forward[j - i - 1], b = backward[j - i - 1];
+        const r = rank((f + b) / 2, cosine);
+        if (r >= threshold) hits.push({ i, j, forward: f, backward: b, cosine, rank: r });
+      }
+    }
+    let chosen = hits;
+    if (perFunction !== null) {
+      /** @type {Map<number, {partner: number, rank: number, hit: number}[]>} */
+      const lists = new Map();
+      hits.forEach((hit, h) => {
+        for (const [row, partner] of [[hit.i, hit.j], [hit.j, hit.i]]) {
+          if (!lists.has(row)) lists.set(row, []);
+          /** @type {{partner: number, rank: number, hit: number}[]} */ (lists.get(row)).push({ partner, rank: hit.rank, hit: h });
+        }
+      });
+      const kept = new Set();
+      for (const list of lists.values()) {
+        list.sort((a, b) => b.rank - a.rank || a.partner - b.partner);
+        list.slice(0, perFunction).forEach((x) => kept.add(x.hit));
+      }
+      chosen = hits.filter((_, h) => kept.has(h));
+    }
+    for (const hit of chosen) {
+      for (const a of members.get(hit.i) ?? []) for (const b of members.get(hit.j) ?? []) found.push(pair(a, b, hit.forward, hit.backward, hit.cosine));
+    }
+    found.sort((a, b) => rankOf(b) - rankOf(a) || compareText(a.first.path, b.first.path) || a.first.start_line - b.first.start_line
+      || compareText(a.second.path, b.second.path) || a.second.start_line - b.second.start_line);
+    return found;
+  }
+
+  /**
    * Write `index.json` and `vectors.f32` (each replaced atomically).
    * @param {string} folder
    */
   async save(folder) {
     await mkdir(folder, { recursive: true });
     const meta = { format: INDEX_FORMAT, fingerprint: await this.model.fingerprint(), precision: this.model.precision,
-      hidden_size: this.model.hiddenSize, rows: this.hashes.length, hashes: this.hashes, entries: this.entries };
+      hidden_size: this.model.hiddenSize, rows: this.hashes.length, hashes: this.hashes, tokens: this.tokens,
+      entries: this.entries };
     const bytes = Buffer.from(this.vectors.buffer, this.vectors.byteOffset, this.vectors.byteLength);
     for (const [name, data] of /** @type {[string, Buffer | string][]} */ ([["vectors.f32", bytes], ["index.json", JSON.stringify(meta)]])) {
       const tmp = path.join(folder, `${name}.${process.pid}.tmp`);
@@ -304,8 +534,12 @@ export class CloneIndex {
     if (bytes.length !== 4 * meta.hidden_size * meta.hashes.length) {
       throw new Error(`${folder}: vectors.f32 holds ${bytes.length} bytes, not ${meta.hashes.length} x ${meta.hidden_size} float32. Delete the folder to rebuild it.`);
     }
+    if (!Array.isArray(meta.tokens) || meta.tokens.length !== meta.hashes.length) {
+      throw new Error(`${metaFile}: the token counts do not match the rows. Delete the folder to rebuild it.`);
+    }
     const index = new CloneIndex(model);
     index.hashes = meta.hashes;
+    index.tokens = meta.tokens;
     index.vectors = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
     index.entries = meta.entries;
     await index.refresh();

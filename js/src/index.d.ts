@@ -37,13 +37,15 @@ export interface Prediction {
 }
 
 export interface ClassifierOptions {
-  /** "onnx-int8" (`model.int8.onnx`, the default when present) or "onnx" (`model.optimized.onnx`/`model.onnx`). */
+  /** "onnx-int8" (a shipped folder's `model.int8.onnx` or `onnx/model_quantized.onnx`: the default when present) or
+   * "onnx" (a full export's `model.optimized.onnx`/`model.onnx`/`onnx/model.onnx`). */
   backend?: "onnx" | "onnx-int8";
   /** Intra-op CPU threads (ONNX Runtime's default: all cores). */
   threads?: number;
 }
 
-/** A shipped student: `predict(code)` (one function) or `predict(codeA, codeB)` (a pair). */
+/** A shipped student: `predict(code)` (one function) or `predict(codeA, codeB)` (a pair). `folder`: the shipped
+ * folder (`OUTPUT/shipped`), a full export (`OUTPUT/full`), or the export folder `OUTPUT` itself. */
 export class TinyClassifier {
   static fromPretrained(folder: string, options?: ClassifierOptions): Promise<TinyClassifier>;
   readonly numInputs: number;
@@ -51,6 +53,8 @@ export class TinyClassifier {
   readonly positiveLabel: number;
   /** The ONNX file this classifier runs. */
   readonly file: string;
+  /** Whether that graph reads `[B, L]` (one function a row: the transformers.js layout) rather than `[B, n, L]`. */
+  readonly perFunction: boolean;
   tokenIds(code: string): number[];
   logits(rows: string[][]): Promise<number[][]>;
   predict(...codes: string[]): Promise<Prediction>;
@@ -58,7 +62,8 @@ export class TinyClassifier {
 }
 
 export interface CloneModelOptions {
-  /** "fp32" (default; scores equal the pair model's) or "int8". */
+  /** "int8" (a shipped folder's `encoder.int8.onnx`) or "fp32" (a full export's: scores equal the pair model's);
+   * default: the folder's own. */
   precision?: "fp32" | "int8";
   threads?: number;
 }
@@ -80,7 +85,7 @@ export class CloneModel {
    * pair (compute them once per index). */
   prepare(vectors: Tensor): Promise<{ first: Tensor; second: Tensor }>;
   /** Clone probability of `(query, row i)` for every row; `prepared` is `(await prepare(vectors)).second`. */
-  scoreRows(query: Float32Array, vectors: Tensor, prepared: Tensor): Promise<Float64Array>;
+  scoreRows(query: Float32Array, vectors: Tensor, prepared: Tensor, queryFirst?: boolean): Promise<Float64Array>;
   pairProbability(codeA: string, codeB: string): Promise<number>;
   fingerprint(): Promise<string>;
 }
@@ -118,13 +123,56 @@ export interface UpdateStats {
   dropped: number;
 }
 
+/** `calibration.json` (`lit-compressor calibrate`): Platt scaling of the pair score and the vectors' cosine. */
+export interface Calibration {
+  slope: number;
+  closeness_slope: number;
+  intercept: number;
+  valid_prior: number;
+  prior: number;
+}
+
+export interface ClonePair {
+  first: IndexedFunction;
+  second: IndexedFunction;
+  /** Mean of the two orders' clone probabilities. */
+  score: number;
+  scores: [number, number];
+  /** Cosine of the two functions' vectors. */
+  similarity: number;
+  /** Calibrated: the chance it is a clone at the project's base rate (null without a calibration). */
+  probability: number | null;
+}
+
+export interface CloneClass {
+  members: IndexedFunction[];
+  pairs: number;
+  score: number;
+  probability: number | null;
+}
+
+export interface PairOptions {
+  threshold?: number;
+  perFunction?: number | null;
+  minTokens?: number;
+  calibration?: Calibration | null;
+  prior?: number;
+}
+
+export function readCalibration(folder: string): Promise<Calibration | null>;
+export function calibratedProbability(calibration: Calibration, score: number, cosine: number, prior?: number): number;
+export function cloneClasses(pairs: ClonePair[]): CloneClass[];
+
 /** Vectors of many functions; `search` scores a query against all of them with the pair head. */
 export class CloneIndex {
   constructor(model: CloneModel);
   readonly size: number;
   entries: IndexedFunction[];
   hashes: string[];
+  /** Per row: the model's input length (special tokens included, at most the block size). */
+  tokens: number[];
   vectors: Float32Array;
+  pairs(options?: PairOptions): Promise<ClonePair[]>;
   update(functions: SourceFunction[], onProgress?: (done: number, total: number) => void): Promise<UpdateStats>;
   scores(vector: Float32Array): Promise<Float64Array>;
   search(code: string, topK?: number, threshold?: number): Promise<Match[]>;

@@ -5,4 +5,4 @@
 export { normalizeWhitespace } from "./normalize.js";
 export { CodeTokenizer } from "./tokenizer.js";
 export { TinyClassifier, readModelConfig, softmax } from "./classifier.js";
-export { CloneIndex, CloneModel, codeHash } from "./clones.js";
+export { CloneIndex, CloneModel, calibratedProbability, cloneClasses, codeHash, readCalibration } from "./clones.js";

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
@@ -45,9 +45,14 @@ test("a folder that is not an export says what is missing and how to fix it", as
   writeFileSync(path.join(folder, "config.json"), JSON.stringify({ hidden_size: 8, lit_compressor: { num_inputs: 2 } }));
   await assert.rejects(TinyClassifier.fromPretrained(folder, { backend: "onnx" }),
     /no model\.optimized\.onnx or model\.onnx .*lit-compressor export/);
-  await assert.rejects(CloneModel.fromPretrained(folder), /no encoder\.optimized\.onnx or encoder\.onnx/);
+  await assert.rejects(CloneModel.fromPretrained(folder), /no encoder\.int8\.onnx/);  // a shipped folder's
+  await assert.rejects(CloneModel.fromPretrained(folder, { precision: "fp32" }), /no encoder\.optimized\.onnx or encoder\.onnx/);
   await assert.rejects(CloneModel.fromPretrained(folder, { precision: /** @type {any} */ ("fp16") }), /unknown precision/);
   await assert.rejects(CloneIndex.load(folder, /** @type {any} */ ({})), /no clone index here/);
+  // an export folder whose full/ forms were not asked for: the fp32 backend says how to get them
+  const exported = mkdtempSync(path.join(tmpdir(), "export-"));
+  mkdirSync(path.join(exported, "shipped"));
+  await assert.rejects(TinyClassifier.fromPretrained(exported, { backend: "onnx" }), /export again with `--full true`/);
 });
 
 test("search ranks the best k as a full stable sort would, ties and threshold included", async () => {

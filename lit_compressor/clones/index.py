@@ -3,8 +3,9 @@
 On disk (a folder, read by the Node runtime too):
 
 - ``index.json``: ``format``, the model's ``fingerprint``, ``hidden_size``, ``precision``, the row
-  ``hashes`` (sha256 of each distinct whitespace-normalised function) and the ``entries`` (path,
-  name, language, lines, hash) of every indexed function;
+  ``hashes`` (sha256 of each distinct whitespace-normalised function), the rows' ``tokens`` (the
+  model's input length: special tokens included, at most the block size; the minimum size reads it)
+  and the ``entries`` (path, name, language, lines, hash) of every indexed function;
 - ``vectors.f32``: the rows' pooled vectors, little-endian float32, row-major ``[rows, H]``.
 
 Updating re-encodes only functions whose content hash is new; rows no entry uses are dropped.
@@ -19,12 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
+from lit_compressor.clones.calibration import Calibration
 from lit_compressor.clones.extract import SourceFunction
 from lit_compressor.clones.model import CloneModel, code_hash
 from lit_compressor.core.errors import UserError
 from lit_compressor.core.files import atomic_path
 
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2
 INDEX_FILE, VECTORS_FILE = "index.json", "vectors.f32"
 
 
@@ -57,6 +59,13 @@ class ClonePair:
     second: IndexedFunction
     score: float  # mean of the two orders' clone probabilities
     scores: tuple[float, float]  # (first, second) and (second, first)
+    similarity: float = 1.0  # cosine of the two functions' vectors
+    probability: float | None = None  # calibrated: the chance it is a clone at the project's base rate
+
+    @property
+    def rank(self) -> float:
+        """What thresholds and orders pairs: the calibrated probability, else the score."""
+        return self.score if self.probability is None else self.probability
 
 
 @dataclass(frozen=True)
@@ -75,12 +84,14 @@ class CloneIndex:
         self.head = model.head  # a single-function model has no pair head: fail now, not at the first search
         self.entries: list[IndexedFunction] = []
         self.hashes: list[str] = []
+        self.tokens: list[int] = []  # per row: the model's input length (special tokens included, <= block size)
         self.vectors = np.empty((0, model.hidden_size), dtype=np.float32)
         self._refresh()
 
     def _refresh(self) -> None:
         self._row = {h: i for i, h in enumerate(self.hashes)}
         self._entry_rows = np.array([self._row[e.hash] for e in self.entries], dtype=np.int64)
+        self._tokens = np.array(self.tokens, dtype=np.int64)
         self._prepared = self.head.prepare(self.vectors)
 
     def __len__(self) -> int:
@@ -104,6 +115,7 @@ class CloneIndex:
         old = [h for h in needed if h in self._row]
         rows = self.vectors[[self._row[h] for h in old]] if old else np.empty((0, self.model.hidden_size), np.float32)
         dropped = len(set(self.hashes) - set(needed))
+        self.tokens = [self.tokens[self._row[h]] for h in old] + [len(self.model.token_ids(code_of[h])) for h in new]
         self.hashes = old + new
         self.vectors = np.ascontiguousarray(np.concatenate([rows, fresh]), dtype=np.float32)
         self.entries = entries
@@ -115,6 +127,7 @@ class CloneIndex:
         entry = IndexedFunction.of(function)
         if entry.hash not in self._row:
             self.hashes.append(entry.hash)
+            self.tokens.append(len(self.model.token_ids(function.code)))
             self.vectors = np.concatenate([self.vectors, self.model.embed(function.code)[None]])
         self.entries.append(entry)
         self._refresh()
@@ -141,69 +154,94 @@ class CloneIndex:
         order = candidates[np.argsort(-scores[candidates], kind="stable")][:top_k]
         return [Match(self.entries[i], float(scores[i])) for i in order if scores[i] >= threshold]
 
-    def pairs(self, threshold: float = 0.5, per_function: int | None = 10,
-              on_row: Callable[[], None] | None = None) -> list[ClonePair]:
-        """Pairs of indexed functions whose clone probability (the mean of both orders) is >= ``threshold``.
+    def eligible_rows(self, min_tokens: int = 0) -> np.ndarray:
+        """The rows of functions of at least ``min_tokens`` model tokens (the ones :meth:`pairs` compares)."""
+        return np.nonzero(self._tokens >= min_tokens)[0]
 
-        With ``per_function``, a pair is kept only when it is among the ``per_function`` best of one of
-        its two functions, so the result stays ``O(functions * per_function)`` however many pairs an
-        eager model calls clones; ``None`` keeps every pair. Identical functions (one row) always pair
-        up. Costs one head evaluation per ordered pair of distinct rows; memory stays ``O(rows)``.
+    def pairs(self, threshold: float = 0.5, per_function: int | None = 10,
+              on_row: Callable[[], None] | None = None, min_tokens: int = 0,
+              calibration: Calibration | None = None, prior: float | None = None) -> list[ClonePair]:
+        """Pairs of indexed functions whose clone probability is >= ``threshold``.
+
+        The probability is ``calibration``'s (from the pair score, the mean of the head's two orders,
+        and the vectors' cosine, at the project's ``prior``), or without one the pair score itself.
+        Only functions of at least ``min_tokens`` model tokens take part (the minimum size). With
+        ``per_function``, a pair is kept only when it is among the ``per_function`` best of one of its
+        two functions (highest probability first, of equal ones the earlier row), so the result stays
+        ``O(functions * per_function)`` however many pairs an eager model calls clones; ``None`` keeps
+        every pair. Identical functions (one row) always pair up when their probability passes. Costs
+        one head evaluation per ordered pair of distinct rows; memory stays ``O(rows)``.
         """
+        keep = self.eligible_rows(min_tokens)
+        vectors, prepared = self.vectors[keep], self._prepared[:, keep]
+        wide = vectors.astype(np.float64)
+        unit = wide / np.maximum(np.linalg.norm(wide, axis=1), 1e-30)[:, None]
         members: dict[int, list[IndexedFunction]] = {}
+        compact = {int(row): k for k, row in enumerate(keep)}
         for entry, row in zip(self.entries, self._entry_rows, strict=True):
-            members.setdefault(int(row), []).append(entry)
-        rows = len(self.hashes)
+            if int(row) in compact:
+                members.setdefault(compact[int(row)], []).append(entry)
+
+        def rank(score: np.ndarray, cosine: np.ndarray) -> np.ndarray:
+            return score if calibration is None else calibration.probability(score, cosine, prior)
+
+        def pair(a: IndexedFunction, b: IndexedFunction, forward: float, backward: float, cosine: float) -> ClonePair:
+            score = (forward + backward) / 2
+            probability = None if calibration is None else float(rank(np.array(score), np.array(cosine)))
+            return ClonePair(a, b, score, (forward, backward), cosine, probability)
+
+        rows = len(keep)
         width = max(1, min(per_function or rows, rows))
         best = np.full((rows, width), -np.inf)  # each row's best partners so far (per_function only)
         partner = np.full((rows, width), -1, dtype=np.int64)
-        scores: dict[tuple[int, int], tuple[float, float]] = {}  # (i, j), i < j -> both orders' scores
+        scores: dict[tuple[int, int], tuple[float, float, float]] = {}  # (i, j), i < j -> both orders, cosine
         found: list[ClonePair] = []
         for i in range(rows):
-            query, same = self.vectors[i], members.get(i, [])
+            query, same = vectors[i], members.get(i, [])
             if len(same) > 1:  # identical functions
                 score = float(self.head.probabilities(query, query[None])[0])
-                if score >= threshold:
-                    found += [ClonePair(a, b, score, (score, score)) for k, a in enumerate(same) for b in same[k + 1:]]
+                if rank(np.array([score]), np.array([1.0]))[0] >= threshold:
+                    found += [pair(a, b, score, score, 1.0) for k, a in enumerate(same) for b in same[k + 1:]]
             rest = slice(i + 1, rows)
-            forward = self.head.probabilities(query, self.vectors[rest], self._prepared[:, rest], query_first=True)
-            backward = self.head.probabilities(query, self.vectors[rest], self._prepared[:, rest], query_first=False)
-            mean = (forward + backward) / 2
-            hits = np.nonzero(mean >= threshold)[0]
+            forward = self.head.probabilities(query, vectors[rest], prepared[:, rest], query_first=True)
+            backward = self.head.probabilities(query, vectors[rest], prepared[:, rest], query_first=False)
+            cosine = unit[rest] @ unit[i]
+            ranks = rank((forward + backward) / 2, cosine)
+            hits = np.nonzero(ranks >= threshold)[0]
             if per_function is None:
-                scores.update({(i, i + 1 + int(j)): (float(forward[j]), float(backward[j])) for j in hits})
+                scores.update({(i, i + 1 + int(j)): (float(forward[j]), float(backward[j]), float(cosine[j]))
+                               for j in hits})
             else:
-                self._offer(best, partner, i, hits, mean, forward, backward, scores)
+                self._offer(best, partner, i, hits, ranks, (forward, backward, cosine), scores)
             if on_row is not None:
                 on_row()
         chosen = scores if per_function is None else {
             (min(i, int(j)), max(i, int(j))) for i in range(rows) for j in partner[i] if j >= 0}
         for i, j in chosen:
-            forward, backward = scores[(i, j)]
-            found += [ClonePair(a, b, (forward + backward) / 2, (forward, backward))
-                      for a in members.get(i, []) for b in members.get(j, [])]
-        found.sort(key=lambda pair: (-pair.score, pair.first.path, pair.first.start_line, pair.second.path))
+            found += [pair(a, b, *scores[(i, j)]) for a in members.get(i, []) for b in members.get(j, [])]
+        found.sort(key=lambda p: (-p.rank, p.first.path, p.first.start_line, p.second.path, p.second.start_line))
         return found
 
     @staticmethod
-    def _offer(best: np.ndarray, partner: np.ndarray, i: int, above: np.ndarray, mean: np.ndarray,
-               forward: np.ndarray, backward: np.ndarray, scores: dict[tuple[int, int], tuple[float, float]]) -> None:
+    def _offer(best: np.ndarray, partner: np.ndarray, i: int, above: np.ndarray, ranks: np.ndarray,
+               measured: tuple[np.ndarray, np.ndarray, np.ndarray],
+               scores: dict[tuple[int, int], tuple[float, float, float]]) -> None:
         """Row ``i``'s pairs with the rows after it (``above``: their offsets at or above the threshold)
         enter row ``i``'s best list, and each other row's list where they beat its worst entry."""
         width = best.shape[1]
-        mine = above[np.lexsort((above, -mean[above]))[:width]]  # best first; of equal scores the earlier row
-        candidates = np.concatenate([best[i], mean[mine]])
+        mine = above[np.lexsort((above, -ranks[above]))[:width]]  # best first; of equal ranks the earlier row
+        candidates = np.concatenate([best[i], ranks[mine]])
         partners = np.concatenate([partner[i], i + 1 + mine])
         top = np.lexsort((partners, -candidates))[:width]
         best[i], partner[i] = candidates[top], partners[top]
         lists, owners = best[i + 1 + above], partner[i + 1 + above]
-        # each list's worst entry: the lowest score, and of equal scores the latest partner (ties keep the earlier)
+        # each list's worst entry: the lowest rank, and of equal ranks the latest partner (ties keep the earlier)
         worst = np.where(lists == lists.min(axis=1, keepdims=True), owners, np.iinfo(np.int64).min).argmax(axis=1)
-        beats = mean[above] > lists[np.arange(len(above)), worst]
+        beats = ranks[above] > lists[np.arange(len(above)), worst]
         for j, slot in zip(above[beats], worst[beats], strict=True):
-            best[i + 1 + j, slot], partner[i + 1 + j, slot] = mean[j], i
+            best[i + 1 + j, slot], partner[i + 1 + j, slot] = ranks[j], i
         for j in np.union1d(mine, above[beats]):
-            scores[(i, i + 1 + int(j))] = (float(forward[j]), float(backward[j]))
+            scores[(i, i + 1 + int(j))] = tuple(float(values[j]) for values in measured)
 
     def save(self, folder: str | Path) -> Path:
         """Write ``index.json`` and ``vectors.f32`` (each replaced atomically)."""
@@ -211,6 +249,7 @@ class CloneIndex:
         folder.mkdir(parents=True, exist_ok=True)
         meta = {"format": INDEX_FORMAT, "fingerprint": self.model.fingerprint(), "precision": self.model.precision,
                 "hidden_size": self.model.hidden_size, "rows": len(self.hashes), "hashes": self.hashes,
+                "tokens": self.tokens,
                 "entries": [asdict(e) for e in self.entries]}
         vectors = self.vectors.astype("<f4", copy=False).tobytes()
         for name, data in ((VECTORS_FILE, vectors), (INDEX_FILE, json.dumps(meta).encode())):
@@ -238,12 +277,15 @@ class CloneIndex:
         if meta.get("fingerprint") != model.fingerprint():
             raise UserError("the index was built with another model, tokenizer, block size or precision.", meta_path,
                             "Delete the folder (or pass another --index) to rebuild it for this model.")
-        hidden, hashes = int(meta["hidden_size"]), list(meta["hashes"])
+        hidden, hashes, tokens = int(meta["hidden_size"]), list(meta["hashes"]), [int(t) for t in meta["tokens"]]
+        if len(tokens) != len(hashes):
+            raise UserError(f"{len(tokens)} token counts for {len(hashes)} rows.", meta_path,
+                            "Delete the folder to rebuild it.")
         if len(data) != 4 * hidden * len(hashes):
             raise UserError(f"{VECTORS_FILE} holds {len(data)} bytes, not {len(hashes)} x {hidden} float32.",
                             folder / VECTORS_FILE, "Delete the folder to rebuild it.")
         index = cls(model)
-        index.hashes = hashes
+        index.hashes, index.tokens = hashes, tokens
         index.vectors = np.frombuffer(data, dtype="<f4").reshape(len(hashes), hidden).astype(np.float32)
         index.entries = [IndexedFunction(**e) for e in meta["entries"]]
         known = set(hashes)

@@ -1,7 +1,7 @@
 """A student split for clone search: ``embed(code)`` once per function, the pair head on cached vectors.
 
-:class:`CloneModel` runs the encoder graph (``encoder.optimized.onnx``/``encoder.onnx`` or
-``encoder.int8.onnx``) one function at a time, so a function's vector never depends on what it was
+:class:`CloneModel` runs the encoder graph (``encoder.int8.onnx`` of a shipped folder, or a full export's
+``encoder.optimized.onnx``/``encoder.onnx``) one function at a time, so a function's vector never depends on what it was
 batched with, and :class:`PairHead` evaluates the student's own head for one query against every
 cached vector in one ONNX Runtime call (``head_prepare.onnx``, ``head.onnx``: the graphs Node runs).
 ``probabilities(embed(a), [embed(b)])`` equals the pair model's ``predict(a, b)`` probability of a
@@ -22,7 +22,7 @@ from lit_compressor.core.metadata import read_metadata
 from lit_compressor.data.readers import normalize_whitespace
 from lit_compressor.nn.tokenization import CodeEncoder
 from lit_compressor.runtime.clone_graphs import ENCODER_FILES
-from lit_compressor.runtime.folder import DEFAULT_BLOCK_SIZE
+from lit_compressor.runtime.folder import DEFAULT_BLOCK_SIZE, resolve_folder
 from lit_compressor.runtime.pair_head import PairHead
 from lit_compressor.runtime.runners import ort_session
 
@@ -32,6 +32,12 @@ PRECISIONS = ("fp32", "int8")
 def code_hash(code: str) -> str:
     """The content key of a function: sha256 of its whitespace-normalised text (what the model reads)."""
     return hash_texts([normalize_whitespace(code)])
+
+
+def default_precision(folder: Path) -> str:
+    """``fp32`` when ``folder`` itself holds the fp32 encoder graph (a full export), else ``int8`` (a shipped
+    folder, or an export folder: its shipped/ subfolder)."""
+    return "fp32" if any((Path(folder) / name).is_file() for name in ENCODER_FILES["fp32"]) else "int8"
 
 
 def encoder_file(folder: Path, precision: str) -> Path:
@@ -48,10 +54,13 @@ def encoder_file(folder: Path, precision: str) -> Path:
 class CloneModel:
     """``embed(code)`` -> the student's pooled vector; :attr:`head` scores a query against many vectors."""
 
-    def __init__(self, folder: Path, precision: str = "fp32", threads: int | None = None):
+    def __init__(self, folder: Path, precision: str | None = None, threads: int | None = None):
         from transformers import AutoTokenizer
 
-        self.folder = Path(folder)
+        precision = precision or default_precision(folder)
+        if precision not in PRECISIONS:
+            raise UserError(f"unknown precision {precision!r}.", fix=f"Use one of {', '.join(PRECISIONS)}.")
+        self.folder = resolve_folder(folder, ENCODER_FILES[precision])
         if not (self.folder / "config.json").is_file():
             raise UserError("not a model folder (no config.json).", self.folder,
                             "Give a folder written by `lit-compressor export`.")
@@ -71,7 +80,10 @@ class CloneModel:
         self._head: PairHead | None = None
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path, precision: str = "fp32", threads: int | None = None) -> CloneModel:
+    def from_pretrained(cls, folder: str | Path, precision: str | None = None, threads: int | None = None
+                        ) -> CloneModel:
+        """``precision``: ``int8`` (a shipped folder's encoder) or ``fp32`` (a full export's: scores equal the
+        pair model's); by default the folder's own (:func:`default_precision`)."""
         return cls(Path(folder), precision, threads)
 
     @property

@@ -8,6 +8,7 @@ imported only when called, so ``lit-compressor search`` never pays for importing
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 
 from lit_compressor.core.errors import run_guarded
@@ -25,6 +26,8 @@ FUNCTION_COMMANDS = {
                           "Import a checkpoint of the Compressor research code."),
     "clones": ("lit_compressor.commands.clones", "clones",
                "Find clone pairs among a project's Java and C functions with a pair student."),
+    "calibrate": ("lit_compressor.commands.calibrate", "calibrate",
+                  "Fit a pair student's clone scores to probabilities on a validation split (for clones)."),
 }
 
 
@@ -52,11 +55,25 @@ def run_function_command(name: str, args: list[str]):
     return auto_cli(fn, args=args, as_positional=False)
 
 
+TRAINING_MODULES = ("jsonargparse", "lightning", "rich")
+
+
+def require_training_extras() -> None:
+    """The commands need the ``training`` extras; the base install only runs shipped students (TinyClassifier)."""
+    missing = [name for name in TRAINING_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        print(f"error: the lit-compressor commands need the training extras ({', '.join(missing)} not installed): "
+              "pip install 'lit-compressor[training]'. The base install runs shipped students from Python "
+              "(lit_compressor.TinyClassifier, lit_compressor.clones).", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return
+    require_training_extras()
     command = argv[0]
     if command in LIGHTNING_COMMANDS:
         from lit_compressor.training.cli import run_lightning_cli

@@ -17,13 +17,23 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from lit_compressor.clones.calibration import Calibration
+from lit_compressor.clones.classes import CloneClass, clone_classes
 from lit_compressor.clones.extract import scan_project
-from lit_compressor.clones.index import INDEX_FILE, CloneIndex
+from lit_compressor.clones.index import INDEX_FILE, CloneIndex, ClonePair
 from lit_compressor.clones.model import CloneModel
 from lit_compressor.core.errors import UserError
 from lit_compressor.runtime.clone_graphs import ensure_clone_graphs
+from lit_compressor.runtime.folder import SHIPPED
 
 DEFAULT_INDEX_DIR = ".lit-compressor-index"
+# Functions shorter than this many model tokens (special tokens included; the quick start's block is 128)
+# are not compared: accessors, delegating one-liners and empty bodies (docs/clones.md, "Minimum size").
+DEFAULT_MIN_TOKENS = 64
+# The calibrated probability a reported pair must reach at the project's prior: chosen on commons-io and Lua so that
+# the quick start's student reports at most one pair per 20 functions on both (docs/benchmarks.md, issue 24).
+DEFAULT_THRESHOLD = 0.05
+RAW_THRESHOLD = 0.5  # the raw score's default, for a model without calibration.json
 
 
 def _progress(console: Console) -> Progress:
@@ -43,36 +53,57 @@ def open_index(folder: Path, model: CloneModel, console: Console) -> CloneIndex:
 
 
 def clones(model: Path, project: Path, index: Path | None = None, output: Path | None = None,
-           threshold: float = 0.5, languages: list[Literal["java", "c"]] | None = None,
-           per_function: int | None = 10, precision: Literal["fp32", "int8"] = "fp32", threads: int | None = None,
-           show: int = 20) -> dict[str, Any]:
+           threshold: float | None = None, prior: float | None = None, min_tokens: int = DEFAULT_MIN_TOKENS,
+           languages: list[Literal["java", "c"]] | None = None, per_function: int | None = 10,
+           precision: Literal["fp32", "int8"] | None = None, threads: int | None = None,
+           report: Literal["classes", "pairs"] = "classes", show: int = 20) -> dict[str, Any]:
     """Find clone pairs among the Java and C functions of a project with an exported pair student.
 
     Args:
-        model: An exported clone detection (pair) student (``lit-compressor export``).
+        model: An exported clone detection (pair) student: the shipped folder ``lit-compressor export`` writes
+            (``export/shipped``), its export folder, or a full export (``export/full``).
         project: The source tree (or one file) to scan for ``.java``, ``.c`` and ``.h`` files.
         index: Folder of the project's clone index (default: ``PROJECT/.lit-compressor-index``);
             reused and updated incrementally by content hash.
         output: Write every pair above the threshold, the skipped files and timings as JSON here.
-        threshold: Report pairs whose clone probability (mean of both orders) is at least this.
+        threshold: Report pairs whose calibrated clone probability at the project's ``prior`` is at least this:
+            the precision of the pairs reported near the threshold (with a model that has no
+            ``calibration.json``, the raw score: the mean of both orders' probabilities).
+        prior: The share of clone pairs among the project's function pairs (above the minimum size) that the
+            probabilities assume; default: the one stored by ``lit-compressor calibrate``.
+        min_tokens: Compare only functions of at least this many model tokens (special tokens included, at most
+            the block size): leaves accessors and delegating one-liners out; 0 compares every function.
         per_function: Keep a pair only when it is among the ``per_function`` best of one of its functions
             (bounds the output of a model that calls many pairs clones); ``null`` keeps every pair.
         languages: Languages to scan (default: java and c).
-        precision: Encoder graph: ``fp32`` (scores equal the pair model's) or ``int8``.
+        precision: Encoder graph: ``int8`` (the shipped one) or ``fp32`` (a full export's: scores equal the pair
+            model's); default: the folder's own.
         threads: ONNX Runtime intra-op threads (default: all cores).
-        show: How many of the best pairs to print.
+        report: Print clone ``classes`` (connected groups of reported pairs) or the ``pairs``; the JSON has both.
+        show: How many of the best classes (or pairs) to print.
     """
     console = Console()
     model, project = Path(model), Path(project)
-    if not 0.0 <= threshold <= 1.0:
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise UserError(f"threshold {threshold} is not a probability.", fix="Pass --threshold between 0 and 1.")
-    if not (model / "config.json").is_file():
+    if not (model / "config.json").is_file() and not (model / SHIPPED).is_dir():
         raise UserError("not a model folder (no config.json).", model,
-                        "Give --model a folder written by `lit-compressor export`.")
-    if ensure_clone_graphs(model, int8=precision == "int8"):
+                        "Give --model the shipped folder `lit-compressor export` writes (OUTPUT/shipped).")
+    if ensure_clone_graphs(model, int8=precision != "fp32"):
         console.print(f"wrote the encoder-only graph and pair head into {model}")
     clone_model = CloneModel.from_pretrained(model, precision, threads)
     clone_model.head  # noqa: B018 -- a single-function model stops here, before the scan
+    calibration = Calibration.load(clone_model.folder)
+    if threshold is None:
+        threshold = RAW_THRESHOLD if calibration is None else DEFAULT_THRESHOLD
+    if calibration is None:
+        console.print(f"[yellow]no calibration in {clone_model.folder}[/]: --threshold applies to the raw score; run "
+                      "`lit-compressor calibrate` for probabilities at the project's base rate")
+    else:
+        calibration.shift(prior)  # a bad --prior stops here, before the scan
+    if min_tokens > clone_model.block_size:
+        raise UserError(f"min_tokens {min_tokens} is above the model's block size {clone_model.block_size}.",
+                        fix=f"Pass --min_tokens of at most {clone_model.block_size}.")
     root = project if project.is_dir() else project.parent
     index_dir = Path(index) if index is not None else root / DEFAULT_INDEX_DIR
 
@@ -95,27 +126,32 @@ def clones(model: Path, project: Path, index: Path | None = None, output: Path |
                   f"{stats.dropped} dropped ({index_s:.1f} s)")
 
     started = time.perf_counter()
+    compared = len(clone_index.eligible_rows(min_tokens))
     with _progress(console) as progress:
-        task = progress.add_task("comparing functions", total=len(clone_index.hashes))
-        pairs = clone_index.pairs(threshold, per_function, on_row=lambda: progress.advance(task))
+        task = progress.add_task("comparing functions", total=compared)
+        pairs = clone_index.pairs(threshold, per_function, on_row=lambda: progress.advance(task),
+                                  min_tokens=min_tokens, calibration=calibration, prior=prior)
+    classes = clone_classes(pairs)
     search_s = time.perf_counter() - started
 
+    used_prior = None if calibration is None else (calibration.prior if prior is None else prior)
+    what = "raw score" if calibration is None else f"clone probability (prior {used_prior:g})"
     bound = f", at most {per_function} best per function" if per_function else ""
-    table = Table(title=f"{len(pairs)} clone pairs with probability >= {threshold}{bound}")
-    for column in ("score", "function", "clone"):
-        table.add_column(column)
-    for pair in pairs[:show]:
-        table.add_row(f"{pair.score:.3f}", _where(pair.first), _where(pair.second))
-    console.print(table)
+    console.print(f"{len(pairs)} clone pairs in {len(classes)} classes with {what} >= {threshold} among {compared} "
+                  f"distinct functions of >= {min_tokens} tokens{bound}")
+    console.print(_classes_table(classes[:show]) if report == "classes" else _pairs_table(pairs[:show]))
     result = {
         "model": str(model), "project": str(project), "index": str(index_dir), "threshold": threshold,
-        "per_function": per_function,
-        "precision": precision, "files": scan.files, "functions": len(scan.functions),
-        "skipped": [asdict(s) for s in scan.skipped],
+        "prior": used_prior, "min_tokens": min_tokens, "per_function": per_function,
+        "calibration": None if calibration is None else {k: v for k, v in asdict(calibration).items() if k != "fit"},
+        "precision": clone_model.precision, "files": scan.files, "functions": len(scan.functions),
+        "compared": compared, "skipped": [asdict(s) for s in scan.skipped],
         "index_update": asdict(stats),
         "seconds": {"scan": round(scan_s, 3), "index": round(index_s, 3), "pairs": round(search_s, 3)},
-        "pairs": [{"score": p.score, "scores": list(p.scores), "first": asdict(p.first), "second": asdict(p.second)}
-                  for p in pairs],
+        "classes": [{"size": len(c.members), "pairs": c.pairs, "score": c.score, "probability": c.probability,
+                     "members": [asdict(m) for m in c.members]} for c in classes],
+        "pairs": [{"score": p.score, "probability": p.probability, "similarity": p.similarity, "scores": list(p.scores),
+                   "first": asdict(p.first), "second": asdict(p.second)} for p in pairs],
     }
     if output is not None:
         output = Path(output)
@@ -127,3 +163,30 @@ def clones(model: Path, project: Path, index: Path | None = None, output: Path |
 
 def _where(entry) -> str:
     return f"{entry.path}:{entry.start_line} {entry.name}"
+
+
+def _chance(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+def _classes_table(classes: list[CloneClass]) -> Table:
+    table = Table(title="clone classes, largest first")
+    for column in ("#", "functions", "pairs", "best probability", "best score", "members"):
+        table.add_column(column)
+    for number, found in enumerate(classes, 1):
+        members = "\n".join(_where(m) for m in found.members[:6])
+        if len(found.members) > 6:
+            members += f"\n... and {len(found.members) - 6} more"
+        table.add_row(str(number), str(len(found.members)), str(found.pairs), _chance(found.probability),
+                      f"{found.score:.4f}", members)
+    return table
+
+
+def _pairs_table(pairs: list[ClonePair]) -> Table:
+    table = Table(title="clone pairs, best first")
+    for column in ("probability", "score", "cosine", "function", "clone"):
+        table.add_column(column)
+    for pair in pairs:
+        table.add_row(_chance(pair.probability), f"{pair.score:.4f}", f"{pair.similarity:.5f}", _where(pair.first),
+                      _where(pair.second))
+    return table

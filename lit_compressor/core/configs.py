@@ -65,15 +65,35 @@ def resolve_stage(spec: Stage | None, what: str) -> dict[str, Any]:
     return deep_merge(base, {k: v for k, v in spec.items() if k != "config"})
 
 
+CHECKPOINT_MOMENTS = ("every_n_train_steps", "every_n_epochs", "train_time_interval", "save_on_train_epoch_end")
+
+
+def is_checkpoint(callback: Any) -> bool:
+    """Whether a config's callback entry is a ModelCheckpoint."""
+    return isinstance(callback, dict) and callback.get("class_path", "").endswith("ModelCheckpoint")
+
+
 def with_checkpoint_folder(trainer: dict[str, Any], folder: Path, monitor: str = "val/accuracy") -> dict[str, Any]:
-    """``trainer`` (a fit config's mapping) whose ModelCheckpoint writes to ``folder`` (one is added if none)."""
+    """``trainer`` (a fit config's mapping) whose ModelCheckpoint writes to ``folder`` (one is added if none).
+
+    The best checkpoint keeps the weights only; ``last.ckpt``, written by one more ModelCheckpoint at the same
+    moments (the latest checkpoint, one kept: Lightning writes ``save_last`` only beside a top-k save), keeps the
+    whole training state (optimizer, scheduler, loops) for resuming: one copy of the optimizer state on disk
+    instead of two (Adam's moments are two thirds of a checkpoint's bytes)."""
     trainer = copy.deepcopy(trainer)
-    callbacks = trainer.setdefault("callbacks", [])
-    checkpoints = [c for c in callbacks if isinstance(c, dict) and c.get("class_path", "").endswith("ModelCheckpoint")]
+    # an earlier call's last.ckpt callback is replaced, so that calling twice changes nothing more
+    callbacks = [c for c in trainer.get("callbacks", []) if not (is_checkpoint(c) and
+                                                                  c.get("init_args", {}).get("filename") == "last")]
+    trainer["callbacks"] = callbacks
+    checkpoints = [c for c in callbacks if is_checkpoint(c)]
     if not checkpoints:
-        checkpoints = [{"class_path": MODEL_CHECKPOINT,
-                        "init_args": {"monitor": monitor, "mode": "max", "save_last": True}}]
+        checkpoints = [{"class_path": MODEL_CHECKPOINT, "init_args": {"monitor": monitor, "mode": "max"}}]
         callbacks.append(checkpoints[0])
     for callback in checkpoints:
-        callback.setdefault("init_args", {}).update({"dirpath": str(folder), "save_last": True})
+        callback.setdefault("init_args", {}).update({"dirpath": str(folder), "save_last": False,
+                                                     "save_weights_only": True})
+    moments = {k: v for k, v in checkpoints[0]["init_args"].items() if k in CHECKPOINT_MOMENTS}
+    callbacks.append({"class_path": MODEL_CHECKPOINT, "init_args": {
+        "dirpath": str(folder), "filename": "last", "monitor": None, "save_top_k": 1, "save_last": False,
+        "enable_version_counter": False, **moments}})
     return trainer

@@ -1,8 +1,9 @@
 """Predict with a shipped student: the one import an IDE plug-in needs.
 
-``TinyClassifier.from_pretrained(folder)`` reads a folder written by ``save_classifier`` or
-``lit-compressor export`` and runs it with PyTorch or ONNX Runtime, with the folder's own tokenizer,
-whitespace normalisation and block size. Importing this module never imports Lightning, DEAP or W&B.
+``TinyClassifier.from_pretrained(folder)`` reads the shipped folder ``lit-compressor export`` writes
+(``export/shipped``: int8 ONNX), or a folder written by training or ``export --full true``, and runs it
+with ONNX Runtime or PyTorch, with the folder's own tokenizer, whitespace normalisation and block size.
+Importing this module never imports Lightning, DEAP or W&B.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 from lit_compressor.core.errors import UserError
 from lit_compressor.graphcodebert.inputs import GraphCodeEncoder
 from lit_compressor.nn.tokenization import CodeEncoder
-from lit_compressor.runtime.folder import load_folder
+from lit_compressor.runtime.folder import default_backend, load_folder
 from lit_compressor.runtime.runners import softmax
 
 
@@ -39,9 +40,12 @@ class TinyClassifier:
         self.backend = backend
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path, backend: str = "pytorch", threads: int | None = None
+    def from_pretrained(cls, folder: str | Path, backend: str = "auto", threads: int | None = None
                         ) -> TinyClassifier:
-        """Load a saved or exported folder. ``threads`` caps CPU threads (for PyTorch, process-wide)."""
+        """Load a shipped, exported or saved folder. ``backend``: ``auto`` (the folder's int8 graph when it has
+        one, else PyTorch), ``onnx-int8``, ``onnx`` or ``pytorch``. ``threads`` caps CPU threads (for PyTorch,
+        process-wide)."""
+        backend = default_backend(folder) if backend == "auto" else backend
         opened = load_folder(folder, backend, threads)
         return cls(opened.runner, opened.encoder, opened.num_inputs, backend)
 

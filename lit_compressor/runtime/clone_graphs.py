@@ -176,8 +176,11 @@ def run_head(folder: Path, query: np.ndarray, vectors: np.ndarray) -> np.ndarray
 
 
 def ensure_clone_graphs(folder: Path, int8: bool = True) -> bool:
-    """Export the clone graphs into an exported folder that predates them. True when it wrote them."""
+    """Export the clone graphs into a model folder with weights that predates them (an export folder, or a shipped
+    folder without weights, is left as it is). True when it wrote them."""
     folder = Path(folder)
+    if not (folder / "model.safetensors").is_file():
+        return False
     needed = ["encoder.onnx"] + (["encoder.int8.onnx"] if int8 else [])
     if read_metadata(folder).get("num_inputs", 1) == 2:
         needed += [PREPARE_FILE, HEAD_FILE]

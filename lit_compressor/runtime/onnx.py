@@ -91,3 +91,46 @@ def export_chain(model: torch.nn.Module, sample: dict[str, torch.Tensor], folder
     if int8:
         files["onnx-int8"] = quantize_onnx(optimized, folder / ONNX_FILES["onnx-int8"])
     return files
+
+
+def share_weights(graphs: list[Path], data_file: str, minimum_bytes: int = 1024) -> dict[str, int]:
+    """Store the initializers that every one of ``graphs`` holds byte for byte once, in ``data_file`` beside them
+    (ONNX external data), so that a pair student's int8 classifier and its int8 encoder do not ship the encoder's
+    weights twice. The graphs compute exactly what they did; each now needs ``data_file`` beside it.
+    Returns the bytes stored once and the bytes the graphs no longer hold."""
+    import hashlib
+
+    import onnx
+
+    graphs = [Path(path) for path in graphs]
+    models = [onnx.load(str(path)) for path in graphs]
+
+    def key(tensor) -> str | None:
+        if not tensor.raw_data or len(tensor.raw_data) < minimum_bytes:
+            return None
+        return hashlib.sha256(bytes(tensor.raw_data) + f"{tensor.data_type}{list(tensor.dims)}".encode()).hexdigest()
+
+    held = [{key(t) for t in model.graph.initializer} - {None} for model in models]
+    common = set.intersection(*held)
+    data, offsets, saved = bytearray(), {}, 0
+    for model in models:
+        for tensor in model.graph.initializer:
+            name = key(tensor)
+            if name not in common:
+                continue
+            if name not in offsets:
+                data += b"\0" * (-len(data) % 64)  # aligned, as ONNX Runtime prefers
+                offsets[name] = (len(data), len(tensor.raw_data))
+                data += tensor.raw_data
+            saved += len(tensor.raw_data)
+            offset, length = offsets[name]
+            tensor.ClearField("raw_data")
+            tensor.data_location = onnx.TensorProto.EXTERNAL
+            del tensor.external_data[:]
+            for field, value in (("location", data_file), ("offset", str(offset)), ("length", str(length))):
+                entry = tensor.external_data.add()
+                entry.key, entry.value = field, value
+    (graphs[0].parent / data_file).write_bytes(bytes(data))
+    for model, path in zip(models, graphs, strict=True):
+        onnx.save(model, str(path))
+    return {"stored_once": len(data), "removed_from_graphs": saved}

@@ -10,8 +10,10 @@ import torch
 from lit_compressor.core.errors import UserError
 
 BACKENDS = ("pytorch", "onnx", "onnx-int8")
-# Preferred file first: the ORT-fused graph is faster on CPU, the plain graph runs on any ONNX runtime.
-ONNX_FILES = {"onnx": ("model.optimized.onnx", "model.onnx"), "onnx-int8": ("model.int8.onnx",)}
+# Preferred file first: the ORT-fused graph is faster on CPU, the plain graph runs on any ONNX runtime; a
+# single-function student ships its graph in the layout transformers.js reads (``onnx/``, ``[B, L]`` inputs).
+ONNX_FILES = {"onnx": ("model.optimized.onnx", "model.onnx", "onnx/model.onnx"),
+              "onnx-int8": ("model.int8.onnx", "onnx/model_quantized.onnx")}
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -53,14 +55,20 @@ class TorchRunner:
 
 
 class OrtRunner:
-    """Token tensors (and a data-flow model's position ids) -> logits with an ONNX Runtime session (CPU)."""
+    """Token tensors (and a data-flow model's position ids) -> logits with an ONNX Runtime session (CPU).
+
+    A graph with ``[B, L]`` inputs (the transformers.js layout of a single-function student) gets the one
+    function of each row."""
 
     def __init__(self, path: Path, threads: int | None = None, spin: bool = False):
         self.path = path
         self.session = ort_session(path, threads, spin)
+        self.per_function = len(self.session.get_inputs()[0].shape) == 2
 
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                  position_ids: torch.Tensor | None = None) -> np.ndarray:
+        if self.per_function:
+            input_ids, attention_mask = input_ids[:, 0], attention_mask[:, 0]
         feeds = {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()}
         if position_ids is not None:  # a data-flow model: positions and the [B, n, L, L] graph mask
             feeds["position_ids"] = position_ids.numpy()
@@ -72,6 +80,7 @@ def onnx_file(folder: Path, backend: str) -> Path:
     for name in ONNX_FILES[backend]:
         if (folder / name).is_file():
             return folder / name
-    flag = " (int8 is on by default)" if backend == "onnx-int8" else ""
+    command, load = ("", "DIR/shipped") if backend == "onnx-int8" else (" --full true", "DIR/full (every form)")
     raise UserError(f"no {' or '.join(ONNX_FILES[backend])} for the {backend!r} backend.", folder,
-                    f"Run `lit-compressor export --model {folder} --output DIR`{flag} and load DIR.")
+                    f"Export the student with `lit-compressor export --model STUDENT --output DIR{command}` and load "
+                    f"{load}.")

@@ -205,7 +205,8 @@ def test_clones_cli_finds_the_known_pairs_like_the_pair_model(tmp_path):
     folder = exported_student("pair", "mean", "interaction")
     pairs = test_pairs(40, seed=3)
     write_java_project(tmp_path / "project", pairs)
-    result = clones(folder, tmp_path / "project", output=tmp_path / "clones.json", per_function=None, show=3)
+    result = clones(folder, tmp_path / "project", output=tmp_path / "clones.json", per_function=None, show=3,
+                    min_tokens=0)
     assert json.loads((tmp_path / "clones.json").read_text())["functions"] == result["functions"]
     assert result["skipped"] == [] and result["index_update"]["embedded"] > 0
     scores = cli_scores(result, tmp_path / "project", pairs)
@@ -222,10 +223,11 @@ def test_clones_cli_finds_the_known_pairs_like_the_pair_model(tmp_path):
             assert scores[(a, b)] == 0.0
         agree += (mean >= 0.5) == (f.label == 1)
     assert agree >= 0.8 * len(pairs)  # the symmetric score mostly agrees with the one-order prediction
-    again = clones(folder, tmp_path / "project", per_function=None, show=0)
-    bounded = clones(folder, tmp_path / "project", per_function=1, show=0)
+    again = clones(folder, tmp_path / "project", per_function=None, show=0, min_tokens=0)
+    bounded = clones(folder, tmp_path / "project", per_function=1, show=0, min_tokens=0)
     assert 0 < len(bounded["pairs"]) <= again["functions"] <= len(again["pairs"])
     assert again["index_update"]["embedded"] == 0 and again["index_update"]["reused"] > 0
+    assert again["threshold"] == 0.5 and again["prior"] is None  # no calibration.json: the raw score's default
     assert len(again["pairs"]) == len(result["pairs"])
 
 
@@ -239,9 +241,26 @@ def test_clones_cli_adds_the_graphs_an_older_export_lacks(tmp_path):
         CloneModel.from_pretrained(folder)
     (tmp_path / "project").mkdir()
     (tmp_path / "project" / "A.java").write_text(JAVA)
-    result = clones(folder, tmp_path / "project", threshold=0.0, show=0)
+    result = clones(folder, tmp_path / "project", threshold=0.0, show=0, min_tokens=0)
     assert all((folder / name).is_file() for name in ("encoder.optimized.onnx", "head.onnx", "head_prepare.onnx"))
     assert result["functions"] == 4 and len(result["pairs"]) == 6  # every pair of 4 functions, at threshold 0
+
+
+def test_clones_cli_runs_on_a_shipped_folder_as_it_is(tmp_path):
+    """The shipped folder of a student trained for real: int8 encoder and head graphs, nothing written into it."""
+    from trained_students import trained_student
+
+    shipped = trained_student("pair") / "shipped"
+    before = {p.name: p.stat().st_mtime_ns for p in shipped.iterdir()}
+    pairs = test_pairs(12, seed=7)
+    write_java_project(tmp_path / "project", pairs)
+    result = clones(shipped, tmp_path / "project", threshold=0.0, per_function=None, show=0, min_tokens=0)
+    assert result["precision"] == "int8" and {p.name: p.stat().st_mtime_ns for p in shipped.iterdir()} == before
+    scores = cli_scores(result, tmp_path / "project", pairs)
+    model, functions = CloneModel.from_pretrained(shipped), bcb_functions()
+    for a, b, _ in pairs:
+        both = (model.pair_probability(functions[a], functions[b]) + model.pair_probability(functions[b], functions[a]))
+        assert scores[(a, b)] == pytest.approx(both / 2, abs=SCORE_TOLERANCE)
 
 
 def test_clones_cli_errors_are_clear(tmp_path):
@@ -264,13 +283,14 @@ def test_clones_cli_finds_known_pairs_with_the_students_accuracy(tmp_path):
     """With a trained pair student (the quick start's, or ``LIT_COMPRESSOR_CLONE_MODEL``), the CLI's
     decisions on 200 known BigCloneBench test pairs are as accurate as the pair model's."""
     folder = Path(os.environ.get("LIT_COMPRESSOR_CLONE_MODEL", ROOT / "runs" / "quickstart" / "export"))
-    if not (folder / "model.safetensors").is_file():
-        pytest.skip(f"no trained pair student in {folder}: run `lit-compressor compress` or set "
-                    "LIT_COMPRESSOR_CLONE_MODEL")
+    if not any((folder / name).is_file() for name in ("full/model.safetensors", "model.safetensors")):
+        pytest.skip(f"no trained pair student exported with every form in {folder}: run `lit-compressor compress` "
+                    "or set LIT_COMPRESSOR_CLONE_MODEL")
     pairs = test_pairs(200, seed=5)
     project = tmp_path / "project"
     write_java_project(project, pairs)
-    result = clones(folder, project, threshold=0.5, per_function=None, output=tmp_path / "clones.json", show=5)
+    result = clones(folder, project, threshold=0.5, per_function=None, output=tmp_path / "clones.json", show=5,
+                    precision="fp32", min_tokens=0)
     scores = cli_scores(result, project, pairs)
     labels = np.array([label for _, _, label in pairs])
     cli = np.array([scores[(a, b)] >= 0.5 for a, b, _ in pairs])
@@ -324,7 +344,7 @@ def test_pairs_keep_each_functions_best_partners():
         index.head, index.hashes = TableHead(table), [str(r) for r in range(n)]
         index.vectors, index._prepared = np.arange(n, dtype=np.float32)[:, None], np.zeros((2, n, 1), np.float32)
         index.entries = [IndexedFunction(f"f{r}", "f", "java", 1, 1, str(r)) for r in range(n)]
-        index._entry_rows = np.arange(n)
+        index._entry_rows, index._tokens = np.arange(n), np.full(n, 10)
         mean = (table + table.T) / 2
         best = set()
         for r in range(n):

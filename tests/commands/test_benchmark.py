@@ -33,8 +33,8 @@ def exported_student(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("bench")
     save_classifier(build_student(arch, num_inputs=2, max_positions=130), tokenizer, root / "student",
                     {"block_size": 128})
-    export(root / "student", root / "exported")
-    return root / "exported"
+    export(root / "student", root / "exported", full=True)
+    return root / "exported" / "full"
 
 
 def test_benchmark_report_is_complete_and_plausible(tmp_path, exported_student):

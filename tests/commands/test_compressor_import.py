@@ -296,10 +296,11 @@ def test_data_flow_export_agrees_with_pytorch_and_runs_in_tiny_classifier(tmp_pa
     checkpoint = save_checkpoint(tmp_path, "graphcodebert-clone", research_config(vocab_size=1000, layers=2))
     folder = import_compressor(checkpoint, CLONE_BPE, tmp_path / "student", **{**TINY, "num_hidden_layers": 2,
                                                                                "vocab_size": 1000})
-    report = export(folder, tmp_path / "export", data=SHARED_DATA / "bigclonebench", samples=6)
+    report = export(folder, tmp_path / "export", data=SHARED_DATA / "bigclonebench", samples=6, full=True)
     assert report["inputs"] == "dataflow"
     assert max(report["onnx_max_abs_diff"].values()) < 1e-4
-    assert (tmp_path / "export" / "model.int8.onnx").is_file() and 0.0 <= report["int8"]["max_abs_prob_diff"] < 0.2
+    assert (tmp_path / "export" / "shipped" / "model.int8.onnx").is_file()
+    assert 0.0 <= report["int8"]["max_abs_prob_diff"] < 0.2
     pairs = [tuple(sample_functions(8)[i:i + 2]) for i in range(0, 8, 2)]
     reference = np.array([p.probabilities for p in TinyClassifier.from_pretrained(folder).predict_batch(pairs)])
     onnx = TinyClassifier.from_pretrained(tmp_path / "export", backend="onnx").predict_batch(pairs)

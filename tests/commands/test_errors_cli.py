@@ -176,8 +176,8 @@ def build_cases(tmp: Path, tiny_roberta: Path) -> dict[str, Case]:
     config = json.loads((student / "config.json").read_text())
     _write(student / "config.json", json.dumps({**config, "lit_compressor": {**config["lit_compressor"],
                                                                             "block_size": 64}}))
-    exported = tmp / "exported"
-    export(student, exported, data=str(task), samples=4)
+    export(student, tmp / "exported", data=str(task), samples=4, full=True)
+    exported = tmp / "exported" / "full"
     for name in ("model.int8.onnx", "encoder.optimized.onnx"):
         graph = exported / name
         graph.write_bytes(graph.read_bytes()[: graph.stat().st_size // 2])

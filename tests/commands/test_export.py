@@ -52,30 +52,76 @@ def single_student(tmp_path_factory, code) -> Path:
 @pytest.fixture(scope="module")
 def pair_export(tmp_path_factory, pair_student) -> tuple[Path, dict]:
     output = tmp_path_factory.mktemp("pair-export") / "out"
-    return output, export(pair_student, output, data=BCB, samples=24)
+    return output, export(pair_student, output, data=BCB, samples=24, full=True)
 
 
-def test_pair_export_matches_pytorch_on_real_pairs(pair_export):
+PAIR_SHIPPED = {"README.md", "config.json", "tokenizer.json", "tokenizer_config.json", "model.int8.onnx",
+                "encoder.int8.onnx", "weights.int8.bin", "head_prepare.onnx", "head.onnx"}
+SINGLE_SHIPPED = {"README.md", "config.json", "tokenizer.json", "tokenizer_config.json", "onnx/model_quantized.onnx"}
+
+
+def files_under(folder: Path) -> dict[str, int]:
+    return {p.relative_to(folder).as_posix(): p.stat().st_size for p in folder.rglob("*") if p.is_file()}
+
+
+def test_pair_export_ships_only_what_a_runtime_loads_and_matches_pytorch(pair_export):
     output, report = pair_export
+    assert files_under(output / "shipped") == report["shipped"]["files"]
+    assert set(report["shipped"]["files"]) == PAIR_SHIPPED
+    assert report["shipped"]["bytes"] == sum(files_under(output / "shipped").values())
     for name in ("config.json", "model.safetensors", "tokenizer.json", "model.onnx", "model.optimized.onnx",
-                 "model.int8.onnx", "export.json"):
-        assert (output / name).is_file(), name
+                 "model.int8.onnx", "encoder.onnx", "encoder.optimized.onnx"):  # every form, asked for with full
+        assert (output / "full" / name).is_file(), name
     assert report["check_inputs"].startswith("24 test examples")
     assert max(report["onnx_max_abs_diff"].values()) <= ONNX_TOLERANCE
+    assert report["tokenizer_check"] == {"functions": 48, "differ": 0}
     assert json.loads((output / "export.json").read_text())["block_size"] == 128
+    # the shipped files are byte for byte the checked ones, but for the classifier and encoder graphs, whose
+    # common weights are stored once (weights.int8.bin): the same outputs, the encoder's weights not twice
+    for name in PAIR_SHIPPED - {"README.md", "config.json", "model.int8.onnx", "encoder.int8.onnx", "weights.int8.bin"}:
+        assert (output / "shipped" / name).read_bytes() == (output / "full" / name).read_bytes(), name
+    two_graphs = report["files"]["model.int8.onnx"] + report["files"]["encoder.int8.onnx"]
+    shipped = sum(report["shipped"]["files"][n] for n in ("model.int8.onnx", "encoder.int8.onnx", "weights.int8.bin"))
+    assert shipped < 0.75 * two_graphs and report["shipped"]["shared_weights"]["stored_once"] > 0
+    from transformers import AutoTokenizer
+
+    from lit_compressor.nn.tokenization import CodeEncoder
+    from lit_compressor.runtime.runners import OrtRunner
+
+    batch = CodeEncoder(AutoTokenizer.from_pretrained(output / "shipped"), 128).encode_codes(
+        [e.codes for e in sample_test_split(BCB, 8)])
+    for graph in ("model.int8.onnx", "encoder.int8.onnx"):
+        inputs = batch if graph.startswith("model") else {k: v[:, 0] for k, v in batch.items()}
+        runs = [OrtRunner(output / folder / graph).session.run(None, {k: v.numpy() for k, v in inputs.items()})[0]
+                for folder in ("shipped", "full")]
+        assert np.array_equal(*runs), graph
 
 
-def test_single_export_matches_pytorch_on_real_functions(tmp_path, single_student):
+def test_single_export_ships_the_transformers_js_layout_and_nothing_else_unless_asked(tmp_path, single_student):
+    report = export(single_student, tmp_path / "out", data=DEVIGN, samples=16)
+    assert not (tmp_path / "out" / "full").exists()  # the other forms only on request
+    assert set(files_under(tmp_path / "out" / "shipped")) == SINGLE_SHIPPED
+    config = json.loads((tmp_path / "out" / "shipped" / "config.json").read_text())
+    assert config["transformers.js_config"] == {"dtype": "q8"} and config["lit_compressor"]["num_inputs"] == 1
+    checks = report["transformers_js"]
+    assert checks["longer_than_block"] > 0  # the graph's own truncation was exercised on real functions
+    assert checks["onnx/model.onnx"]["max_abs_diff"] <= ONNX_TOLERANCE
+    assert checks["onnx/model_quantized.onnx"]["max_abs_diff"] == pytest.approx(0.0, abs=1e-5)  # = model.int8.onnx
+    assert report["accuracy"]["onnx/model_quantized.onnx"] == report["accuracy"]["model.int8.onnx"]
+
+
+def test_fp32_only_export_ships_fp32_graphs(tmp_path, single_student):
     report = export(single_student, tmp_path / "out", int8=False, data=DEVIGN, samples=16)
     assert max(report["onnx_max_abs_diff"].values()) <= ONNX_TOLERANCE
-    assert not (tmp_path / "out" / "model.int8.onnx").exists()
+    assert set(report["shipped"]["files"]) == SINGLE_SHIPPED - {"onnx/model_quantized.onnx"} | {"onnx/model.onnx"}
+    assert "model.int8.onnx" not in report["files"]
 
 
 def test_int8_loads_and_reports_accuracy(pair_export):
     import onnxruntime as ort
 
     output, report = pair_export
-    session = ort.InferenceSession(str(output / "model.int8.onnx"), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(output / "shipped" / "model.int8.onnx"), providers=["CPUExecutionProvider"])
     ids = np.full((1, 2, 10), 5, dtype=np.int64)
     assert session.run(["logits"], {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0].shape == (1, 2)
     assert report["files"]["model.int8.onnx"] < report["files"]["model.onnx"]
@@ -86,23 +132,62 @@ def test_int8_loads_and_reports_accuracy(pair_export):
     from lit_compressor.runtime.runners import OrtRunner
 
     examples = sample_test_split(BCB, 24)
-    encoder = CodeEncoder(load_classifier(output)[1], 128)
-    int8 = batched_logits(OrtRunner(output / "model.int8.onnx"), encoder, examples).argmax(-1)
-    fp32 = batched_logits(OrtRunner(output / "model.onnx"), encoder, examples).argmax(-1)
+    encoder = CodeEncoder(load_classifier(output / "full")[1], 128)
+    int8 = batched_logits(OrtRunner(output / "shipped" / "model.int8.onnx"), encoder, examples).argmax(-1)
+    fp32 = batched_logits(OrtRunner(output / "full" / "model.onnx"), encoder, examples).argmax(-1)
     labels = np.array([e.label for e in examples])
     assert report["accuracy"]["model.int8.onnx"] == pytest.approx(float((int8 == labels).mean()))
     assert report["int8"]["agreement_with_fp32"] == pytest.approx(float((int8 == fp32).mean()))
     assert report["int8"]["max_abs_prob_diff"] < 0.1
 
 
+def test_shipped_tokenizer_collapses_whitespace_itself(pair_export, pair_student, code):
+    """tokenizer.json alone (no Python preprocessing) gives the student's ids, whatever whitespace the code has."""
+    from tokenizers import Tokenizer
+    from transformers import AutoTokenizer
+
+    from lit_compressor.nn.tokenization import CodeEncoder
+
+    output, _ = pair_export
+    encoder = CodeEncoder(AutoTokenizer.from_pretrained(pair_student), 128)  # the student's own, as trained
+    shipped = Tokenizer.from_file(str(output / "shipped" / "tokenizer.json"))
+    spaces = [chr(c) for c in range(0x110000) if chr(c).isspace()]
+    texts = [code[0], code[1].replace("\n", "\r\n\t "), " \x1c\u2028 " + code[2] + " \u3000\x85",
+             "a\ufeffb  c", "x\u200by", "".join(spaces) + "f(" + "".join(spaces) + ")" + "".join(spaces)]
+    for text in texts:
+        assert shipped.encode(text).ids == encoder.encode(text), repr(text[:40])
+
+
 def test_export_refuses_a_folder_with_another_model(tmp_path, pair_student, single_student):
     output = tmp_path / "out"
     export(single_student, output, onnx=False, int8=False)
+    assert set(files_under(output / "shipped")) == {"README.md", "config.json", "tokenizer.json",
+                                                      "tokenizer_config.json", "model.safetensors"}
     with pytest.raises(UserError, match="overwrite") as error:
         export(pair_student, output, onnx=False, int8=False)
     assert str(output) in error.value.message
     export(pair_student, output, onnx=False, int8=False, overwrite=True)
-    assert json.loads((output / "config.json").read_text())["lit_compressor"]["num_inputs"] == 2
+    assert json.loads((output / "shipped" / "config.json").read_text())["lit_compressor"]["num_inputs"] == 2
+    with pytest.raises(UserError, match="student folder itself"):
+        export(pair_student, pair_student, onnx=False, int8=False, overwrite=True)
+
+
+def test_model_card_parses_and_says_what_the_export_measured(pair_export, tmp_path, single_student):
+    from lit_compressor.runtime.card import megabytes, read_card
+
+    output, report = pair_export
+    meta, body = read_card(output / "shipped" / "README.md")
+    assert meta["library_name"] == "lit-compressor" and meta["pipeline_tag"] == "text-classification"
+    assert {"code", "int8", "onnx"} <= set(meta["tags"]) and "model-index" not in meta  # no run report given
+    assert f"{report['parameters']:,}-parameter" in body
+    assert f"is {report['accuracy']['model.int8.onnx']:.4f}" in body
+    for name in ("model.int8.onnx", "weights.int8.bin"):
+        assert f"`{name}` ({megabytes(report['shipped']['files'][name])})" in body
+    single = export(single_student, tmp_path / "single", data=DEVIGN, samples=8)
+    meta, body = read_card(tmp_path / "single" / "shipped" / "README.md")
+    assert meta["library_name"] == "transformers.js" and 'pipeline("text-classification", folder)' in body
+    model_bytes = single["shipped"]["bytes"] - single["shipped"]["files"]["README.md"]
+    assert f"come to {model_bytes / 1e6:.2f} MB (this card aside)" in body
 
 
 def test_check_examples_are_a_seeded_mix_of_labels_from_a_folder_or_a_task_yaml(tmp_path):
@@ -124,4 +209,5 @@ def test_own_jsonl_task_is_read_with_its_field_names(tmp_path, single_student):
                     "label_field: vulnerable\nid_field: id\n")
     report = export(single_student, tmp_path / "out", int8=False, data=str(task), samples=100)
     assert report["check_inputs"] == f"12 test examples from {task}"
+    assert report["tokenizer_check"] == {"functions": 12, "differ": 0}
     assert report["accuracy"]["pytorch"] == report["accuracy"]["model.onnx"]

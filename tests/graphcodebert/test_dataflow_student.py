@@ -186,7 +186,7 @@ def test_tiny_classifier_and_onnx_export_give_the_students_predictions(student, 
     got = np.array([p.probabilities for p in loaded.predict_batch(pairs)])
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
-    report = export(folder, tmp_path / "export", data=str(SAMPLE), samples=24)
+    report = export(folder, tmp_path / "export", data=str(SAMPLE), samples=24, full=True)
     assert report["inputs"] == "dataflow" and report["check_inputs"].startswith("24 test examples")
     assert max(report["onnx_max_abs_diff"].values()) < 1e-4
     onnx = TinyClassifier.from_pretrained(tmp_path / "export", backend="onnx")
@@ -286,7 +286,8 @@ def test_compress_graphcodebert_config_runs_teacher_to_benchmark(tiny_roberta, t
     path.write_text(yaml.safe_dump(config))
     report = run_function_command("compress", ["--config", str(path)])
     run = tmp_path / "run"
-    assert [s["name"] for s in report["stages"]] == ["teacher", "label", "search", "student", "export", "benchmark"]
+    assert [s["name"] for s in report["stages"]] == ["teacher", "teacher_test", "label", "search", "student", "export",
+                                                     "benchmark"]
     assert read_metadata(run / "soft_labels.safetensors")["inputs"] == "dataflow"
     priced = yaml.safe_load((run / "search/architecture.yaml").read_text())["priced_for"]
     assert priced["inputs"] == "dataflow" and priced["params"] == report["student"]["params"]
@@ -295,8 +296,9 @@ def test_compress_graphcodebert_config_runs_teacher_to_benchmark(tiny_roberta, t
     assert list((tmp_path / "graphs").glob("dataflow-java-*.json"))  # the student's graph cache
     exported = json.loads((run / "export/export.json").read_text())
     assert exported["inputs"] == "dataflow" and max(exported["onnx_max_abs_diff"].values()) < 1e-4
-    assert (run / "export/model.int8.onnx").is_file() and sum(report["student"]["prediction_counts"]) == 16
+    assert (run / "export/shipped/model.int8.onnx").is_file()
+    assert sum(report["student"]["prediction_counts"]) == 8  # shipped, on the whole toy test split
     timing = {s["name"]: s for s in json.loads((run / "benchmark.json").read_text())["systems"]}
-    assert set(timing) == {"student (pytorch)", "student (onnx-int8)", "teacher (pytorch)"}
+    assert set(timing) == {"student (pytorch)", "student (onnx-int8)", "teacher (pytorch)", "teacher (onnx-int8)"}
     # both sides timed on their data-flow inputs: code positions plus nodes, at most the block
     assert all(0 < n <= BLOCK for s in timing.values() for n in s["tokens_first_input"])

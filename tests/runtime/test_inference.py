@@ -37,12 +37,12 @@ def exported(request, tmp_path_factory, code) -> Path:
     root = tmp_path_factory.mktemp(f"inference{request.param}")
     save_classifier(build_student(arch, num_inputs=request.param, max_positions=130),
                     train_student_tokenizer(code, arch.vocab_size), root / "student", {"block_size": 128})
-    export(root / "student", root / "exported")
+    export(root / "student", root / "exported", full=True)
     return root / "exported"
 
 
 def test_pytorch_and_onnx_agree_on_real_code(exported, code):
-    torch_model = TinyClassifier.from_pretrained(exported)
+    torch_model = TinyClassifier.from_pretrained(exported, backend="pytorch")
     onnx_model = TinyClassifier.from_pretrained(exported, backend="onnx", threads=1)
     if torch_model.num_inputs == 1:
         rows = [e.codes[0] for e in read_jsonl(DEVIGN / "test.jsonl")[:6]]
@@ -62,7 +62,7 @@ def test_pytorch_and_onnx_agree_on_real_code(exported, code):
 
 
 def test_wrong_number_of_functions_is_a_user_error(exported, code):
-    model = TinyClassifier.from_pretrained(exported)
+    model = TinyClassifier.from_pretrained(exported, backend="pytorch")
     with pytest.raises(UserError, match="function"):
         model.predict(*code[: 3 - model.num_inputs])
 
@@ -81,7 +81,7 @@ def test_a_truncated_onnx_file_is_a_user_error_that_names_it(tmp_path, exported)
     import shutil
 
     folder = tmp_path / "broken"
-    shutil.copytree(exported, folder)
+    shutil.copytree(exported / "full", folder)
     graph = folder / "model.int8.onnx"
     graph.write_bytes(graph.read_bytes()[: graph.stat().st_size // 2])
     with pytest.raises(UserError) as error:
@@ -94,7 +94,7 @@ def test_onnx_backend_on_a_folder_without_onnx_says_how_to_export(tmp_path, expo
     folder = tmp_path / "plain"
     folder.mkdir()
     for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"):
-        (folder / name).write_bytes((exported / name).read_bytes())
+        (folder / name).write_bytes((exported / "full" / name).read_bytes())
     with pytest.raises(UserError, match="lit-compressor export"):
         TinyClassifier.from_pretrained(folder, backend="onnx")
 
@@ -104,3 +104,29 @@ def test_import_does_not_pull_in_training_libraries():
               "bad = [m for m in ('lightning', 'pytorch_lightning', 'deap', 'wandb') if m in sys.modules]; "
               "assert not bad, bad")
     subprocess.run([sys.executable, "-c", script], check=True, cwd=Path(__file__).parents[2])
+
+
+def test_shipped_folder_runs_the_int8_graph_the_full_export_checked(exported, code):
+    """The shipped folder (no weights, int8 only; a single-function student's graph in the transformers.js layout)
+    loads by default as int8 and predicts exactly what the full export's model.int8.onnx predicts."""
+    shipped = TinyClassifier.from_pretrained(exported / "shipped")
+    assert shipped.backend == "onnx-int8"
+    assert TinyClassifier.from_pretrained(exported).backend == "onnx-int8"  # the export folder: its shipped form
+    if shipped.num_inputs == 1:
+        assert shipped.runner.path.name == "model_quantized.onnx" and shipped.runner.per_function
+        rows = [e.codes[0] for e in read_jsonl(DEVIGN / "test.jsonl")[:8]]
+    else:
+        assert shipped.runner.path.name == "model.int8.onnx"
+        rows = [(code[i], code[i + 1]) for i in range(0, 16, 2)]
+    full = TinyClassifier.from_pretrained(exported / "full", backend="onnx-int8")
+    assert full.runner.path.name == "model.int8.onnx"
+    for a, b in zip(shipped.predict_batch(rows, 1), full.predict_batch(rows, 1), strict=True):
+        assert a.probabilities == pytest.approx(b.probabilities, abs=1e-6)
+
+
+def test_export_without_full_forms_says_how_to_get_them(tmp_path, exported):
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "shipped").symlink_to(exported / "shipped")
+    with pytest.raises(UserError, match="--full true"):
+        TinyClassifier.from_pretrained(folder, backend="pytorch")

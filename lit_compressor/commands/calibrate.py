@@ -1,0 +1,101 @@
+"""``lit-compressor calibrate``: fit a pair student's clone scores to probabilities on a validation split.
+
+Scores every pair of the split the way ``lit-compressor clones`` scores a project's pairs (each function
+encoded once by the folder's encoder graph, the pair head in both orders, their mean, and the cosine of
+the two vectors), fits the logistic calibration on them (:mod:`lit_compressor.clones.calibration`) and
+writes ``calibration.json`` into the model folder, where ``clones`` and the Node runtime read it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from rich.console import Console
+
+from lit_compressor.clones.calibration import DEFAULT_PRIOR, Calibration, closeness, fit_logistic, log_loss, logit
+from lit_compressor.clones.model import CloneModel
+from lit_compressor.core.errors import UserError
+from lit_compressor.data.readers import Example
+from lit_compressor.data.task import load_task
+from lit_compressor.runtime.clone_graphs import ensure_clone_graphs
+
+
+def pair_scores(model: CloneModel, examples: list[Example]) -> tuple[np.ndarray, np.ndarray]:
+    """What clone search reads of each pair: the mean of the head's two orders on the functions' vectors, and
+    the vectors' cosine (float64)."""
+    vectors = {}
+    for example in examples:
+        for code in example.codes:
+            if code not in vectors:
+                vectors[code] = model.embed(code)
+    scores, cosines = np.empty(len(examples)), np.empty(len(examples))
+    for k, example in enumerate(examples):
+        first, second = (vectors[code] for code in example.codes)
+        forward = model.head.probabilities(first, second[None])[0]
+        backward = model.head.probabilities(second, first[None])[0]
+        scores[k] = (forward + backward) / 2
+        cosines[k] = cosine(first, second)
+    return scores, cosines
+
+
+def cosine(u: np.ndarray, v: np.ndarray) -> float:
+    u, v = u.astype(np.float64), v.astype(np.float64)
+    return float(u @ v / (np.linalg.norm(u) * np.linalg.norm(v)))
+
+
+def calibrate(model: Path, data: str = "../shared/data/bigclonebench", split: Literal["valid", "labelled"] = "valid",
+              prior: float = DEFAULT_PRIOR, precision: Literal["fp32", "int8"] | None = None) -> dict[str, Any]:
+    """Fit the clone scores of an exported pair student to probabilities (Platt scaling) and store the fit.
+
+    Args:
+        model: An exported pair student: its shipped folder (``export/shipped``) or a full export
+            (``export/full``); ``calibration.json`` is written there.
+        data: The task whose ``split`` the fit reads: a task YAML or a task folder (BigCloneBench).
+        split: The labelled split to fit on (never the test split: it scores the model).
+        prior: The default share of clone pairs among a project's function pairs, stored with the fit
+            (``clones --prior`` overrides it per project).
+        precision: Encoder graph (default: the folder's own); calibrate the one ``clones`` will run.
+    """
+    console = Console()
+    model = Path(model)
+    if not 0.0 < prior < 1.0:
+        raise UserError(f"prior {prior} is not a probability strictly between 0 and 1.", fix="Pass e.g. --prior 1e-3.")
+    ensure_clone_graphs(model, int8=precision != "fp32")
+    clone_model = CloneModel.from_pretrained(model, precision)
+    clone_model.head  # noqa: B018 -- a single-function model stops here
+    examples = [e for e in load_task(data).read(split) if e.label is not None]
+    if len(examples) < 20:
+        raise UserError(f"the {split} split has {len(examples)} labelled pairs, too few to fit on.",
+                        fix="Calibrate on a split of at least a few hundred labelled pairs.")
+    labels = np.array([e.label == clone_model.positive_label for e in examples], dtype=np.float64)
+    scores, cosines = pair_scores(clone_model, examples)
+    slope, closeness_slope, intercept = fit_logistic(np.stack([logit(scores), closeness(cosines)], axis=1), labels)
+    valid_prior = float(labels.mean())
+    calibrated = Calibration(slope, closeness_slope, intercept, valid_prior, prior).probability(
+        scores, cosines, valid_prior)
+    score_only = fit_logistic(logit(scores)[:, None], labels)
+    fit = {"data": str(data), "split": split, "pairs": len(examples), "clones": int(labels.sum()),
+           "precision": clone_model.precision, "log_loss_raw": round(log_loss(scores, labels), 4),
+           "log_loss_score_only": round(log_loss(1 / (1 + np.exp(-(score_only[0] * logit(scores) + score_only[1]))),
+                                                 labels), 4),
+           "log_loss_calibrated": round(log_loss(calibrated, labels), 4),
+           "auc_score": round(auc(scores, labels), 4), "auc_cosine": round(auc(cosines, labels), 4),
+           "auc_calibrated": round(auc(calibrated, labels), 4)}
+    fitted = Calibration(float(slope), float(closeness_slope), float(intercept), valid_prior, prior, fit)
+    path = fitted.save(clone_model.folder)
+    console.print(f"calibrated on {len(examples)} {split} pairs ({valid_prior:.1%} clones): p = sigmoid({slope:.4f} * "
+                  f"logit(score) + {closeness_slope:.4f} * -log(1 - cos) + {intercept:.4f}); log-loss "
+                  f"{fit['log_loss_raw']} raw, {fit['log_loss_score_only']} score only, {fit['log_loss_calibrated']}; "
+                  f"AUC {fit['auc_score']} score, {fit['auc_cosine']} cosine, {fit['auc_calibrated']} both; default "
+                  f"project prior {prior:g}. Wrote {path}")
+    return {"path": str(path), "slope": slope, "closeness_slope": closeness_slope, "intercept": intercept,
+            "valid_prior": valid_prior, "prior": prior, "fit": fit}
+
+
+def auc(values: np.ndarray, labels: np.ndarray) -> float:
+    """The chance that a random clone ranks above a random non-clone (ties count half)."""
+    positives, negatives = values[labels > 0], values[labels <= 0]
+    above = (positives[:, None] > negatives[None, :]).mean() + 0.5 * (positives[:, None] == negatives[None, :]).mean()
+    return float(above)
