@@ -7,9 +7,12 @@
 jscpd reports duplicated line ranges; a range pair becomes a *function-level duplicate pair* (f, g) when
 the range in f's file covers at least half of f's lines, the range in g's file at least half of g's,
 and f and g start at the same offset within their ranges (within 3 lines). Only functions the
-clones report compared count (at least its ``min_tokens``, read from the index). Prints the report's
-size, how many of those pairs it found (as a pair, or with both functions in one clone class), what it
-reports that jscpd does not, and its best pairs.
+clones report compared count (at least its ``min_tokens``, read from the index); a second count keeps
+the pairs whose two functions also have at least the copy pass's ``copy_tokens`` language tokens
+(jscpd's own minimum: a shorter function can only be part of a duplicate that spans several). Prints
+the report's size by type (copies: type 1, type 2; the model's: semantic), how many of jscpd's pairs
+it found (as a pair, or with both functions in one clone class; and by the copies alone), what the
+model adds beyond the copies, and the best pairs.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ import argparse
 import json
 from collections import defaultdict
 from pathlib import Path
+
+from lit_compressor.clones.copies import DEFAULT_COPY_TOKENS
+from lit_compressor.clones.extract import scan_project
 
 Place = tuple[str, int]  # (path, start line)
 
@@ -59,7 +65,16 @@ def main() -> None:
     def place(entry: dict) -> Place:
         return entry["path"], entry["start_line"]
 
-    reported = {tuple(sorted([place(p["first"]), place(p["second"])])) for p in result["pairs"]}
+    def key(pair: dict) -> tuple[Place, Place]:
+        return tuple(sorted([place(pair["first"]), place(pair["second"])]))
+
+    reported = {key(p) for p in result["pairs"]}
+    copied = {key(p) for p in result["pairs"] if p.get("type", "semantic") != "semantic"}
+    semantic_only = reported - copied
+    window = result.get("copy_tokens") or DEFAULT_COPY_TOKENS
+    language_tokens = {(f.path, f.start_line): len(f.tokens) for f in scan_project(result["project"]).functions}
+    long_enough = {d for d in duplicates if min(language_tokens.get(d[0], 0), language_tokens.get(d[1], 0)) >= window}
+    kinds = result.get("kinds") or {}
     class_of = {place(m): k for k, c in enumerate(result["classes"]) for m in c["members"]}
     in_class = {d for d in duplicates if d[0] in class_of and class_of[d[0]] == class_of.get(d[1])}
     functions = result["functions"]
@@ -68,12 +83,22 @@ def main() -> None:
          f"{functions} / {len(compared)} (min_tokens {result['min_tokens']})"),
         ("threshold (probability at prior)", f"{result['threshold']} at {result['prior']}"),
         ("reported pairs / classes", f"{len(reported)} / {len(result['classes'])}"),
+        ("pairs by type (type 1 / type 2 / semantic only)",
+         f"{kinds.get('type 1', 0)} / {kinds.get('type 2', 0)} / {kinds.get('semantic', len(reported))}"),
         ("pairs per 20 functions", f"{20 * len(reported) / functions:.2f}"),
         ("classes per 20 functions", f"{20 * len(result['classes']) / functions:.2f}"),
         ("jscpd duplicates (ranges) / function-level pairs", f"{len(json.loads(args.jscpd.read_text())['duplicates'])}"
                                                              f" / {len(duplicates)}"),
         ("of those found as a pair", f"{len(duplicates & reported)} ({_share(duplicates & reported, duplicates)})"),
         ("of those found in one class", f"{len(in_class)} ({_share(in_class, duplicates)})"),
+        ("of those found by the copies alone",
+         f"{len(duplicates & copied)} ({_share(duplicates & copied, duplicates)})"),
+        ("of those found by the model alone (semantic pairs)",
+         f"{len(duplicates & semantic_only)} ({_share(duplicates & semantic_only, duplicates)})"),
+        (f"jscpd pairs with both functions >= {window} language tokens / found as a pair",
+         f"{len(long_enough)} / {len(long_enough & reported)} ({_share(long_enough & reported, long_enough)})"),
+        ("what the model adds: semantic pairs that are no copy / of them jscpd reports",
+         f"{len(semantic_only)} / {len(semantic_only & duplicates)}"),
         ("reported pairs jscpd does not report", f"{len(reported - duplicates)}"),
         ("seconds (scan, index, pairs)", json.dumps(result["seconds"])),
         ("index update", json.dumps(result["index_update"])),
@@ -83,9 +108,11 @@ def main() -> None:
         print(f"| {name} | {value} |")
     print(f"\nbest {args.top} pairs:\n")
     for k, pair in enumerate(result["pairs"][:args.top], 1):
-        key = tuple(sorted([place(pair["first"]), place(pair["second"])]))
-        print(f"{k}. {pair['probability']:.3f} (score {pair['score']:.4f}, cos {pair['similarity']:.5f}) "
-              f"{_where(pair['first'])} ~ {_where(pair['second'])}{' [jscpd]' if key in duplicates else ''}")
+        where = key(pair)
+        covered = "" if pair.get("covered") is None else f" covered {pair['covered']:.2f}"
+        print(f"{k}. {pair.get('type', 'semantic')}{covered}, p {pair['probability']:.3f} (score {pair['score']:.4f}, "
+              f"cos {pair['similarity']:.5f}) {_where(pair['first'])} ~ {_where(pair['second'])}"
+              f"{' [jscpd]' if where in duplicates else ''}")
     missed = sorted(duplicates - reported)
     print(f"\njscpd pairs not reported ({len(missed)}), first 10: {missed[:10]}")
 

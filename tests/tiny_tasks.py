@@ -58,8 +58,10 @@ def make_soft_labels(task_dir: Path, output: Path, seed: int = 0) -> Path:
 
 
 def distill_config(run: Path, task_dir: Path, soft_labels: Path, kill_at: int | None = None,
-                   exact_resume: bool = True, max_epochs: int = 2, every_n_steps: int = 4) -> Path:
-    """A tiny DistillationModule fit (1 layer, H=16, 24 pairs, batch 4: 6 steps an epoch) writing under ``run``."""
+                   exact_resume: bool = True, max_epochs: int = 2, every_n_steps: int = 4,
+                   function_batches: dict | None = None) -> Path:
+    """A tiny DistillationModule fit (1 layer, H=16, 24 pairs, batch 4: 6 steps an epoch) writing under ``run``
+    (``function_batches``: in batches of functions of the unlabelled pair graph instead)."""
     callbacks = [{"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
                   "init_args": {"dirpath": str(run / "checkpoints"), "every_n_train_steps": every_n_steps,
                                 "save_last": True}}]
@@ -75,7 +77,8 @@ def distill_config(run: Path, task_dir: Path, soft_labels: Path, kill_at: int | 
             "dropout": 0.1, "output_dir": str(run / "student")}},
         "data": {"class_path": "lit_compressor.training.distillation_data.DistillationDataModule", "init_args": {
             "task": {"format": "bigclonebench", "data_dir": str(task_dir)}, "block_size": 64, "batch_size": 4,
-            "eval_batch_size": 8, "soft_labels": str(soft_labels), "tokenizer_cache": str(run / "tokenizers")}},
+            "eval_batch_size": 8, "soft_labels": str(soft_labels), "tokenizer_cache": str(run / "tokenizers"),
+            **({"function_batches": function_batches} if function_batches else {})}},
         "trainer": {"max_epochs": max_epochs, "accelerator": "cpu", "devices": 1, "logger": False,
                     "enable_progress_bar": False, "enable_model_summary": False,
                     "default_root_dir": str(run), "callbacks": callbacks},

@@ -2,13 +2,14 @@
 
 A class is a connected component of the graph whose edges are the reported pairs (what PMD's CPD
 and NiCad call a clone class: every copy of one fragment together). Classes are ranked by size,
-then by their best pair's probability (or score, uncalibrated).
+then by their best pair's rank (a copy's covered share, else the probability, or the score uncalibrated).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lit_compressor.clones.index import ClonePair, IndexedFunction
 
@@ -19,9 +20,13 @@ class CloneClass:
     pairs: int  # reported pairs inside the class
     score: float  # the best pair's score
     probability: float | None  # the best pair's calibrated probability (None without calibration)
+    kinds: dict[str, int] = field(default_factory=dict)  # its pairs per type: "type 1", "type 2", "semantic"
+    covered: float | None = None  # the best pair's covered share when it is a copy
 
     @property
     def rank(self) -> float:
+        if self.covered is not None:
+            return self.covered
         return self.score if self.probability is None else self.probability
 
 
@@ -51,6 +56,8 @@ def clone_classes(pairs: Sequence[ClonePair]) -> list[CloneClass]:
     for group in groups.values():
         members = sorted({e for pair in group for e in (pair.first, pair.second)}, key=_place)
         best = max(group, key=lambda pair: pair.rank)
-        classes.append(CloneClass(tuple(members), len(group), best.score, best.probability))
+        kinds = dict(sorted(Counter(pair.kind for pair in group).items()))
+        classes.append(CloneClass(tuple(members), len(group), best.score, best.probability, kinds,
+                                  best.covered))
     classes.sort(key=lambda c: (-len(c.members), -c.rank, _place(c.members[0])))
     return classes

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import tree_sitter
 
+from lit_compressor.clones.tokens import leaf_tokens
 from lit_compressor.core.errors import UserError
 from lit_compressor.data.parsing import get_parser
 
@@ -37,6 +38,8 @@ class SourceFunction:
     start_line: int  # 1-based, inclusive
     end_line: int
     code: str
+    # (normalised, raw) language tokens, comments left out (clones.tokens); what the copy pass compares
+    tokens: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,7 @@ def extract_functions(source: str, language: str, path: str = "<string>") -> Fil
             continue  # abstract or interface method: no code
         result.functions.append(SourceFunction(
             path, function_name(node, language), language, node.start_point[0] + 1, node.end_point[0] + 1,
-            data[node.start_byte:node.end_byte].decode("utf-8")))
+            data[node.start_byte:node.end_byte].decode("utf-8"), leaf_tokens(node)))
     return result
 
 

@@ -61,10 +61,14 @@ class ClonePair:
     scores: tuple[float, float]  # (first, second) and (second, first)
     similarity: float = 1.0  # cosine of the two functions' vectors
     probability: float | None = None  # calibrated: the chance it is a clone at the project's base rate
+    kind: str = "semantic"  # "semantic" (the model's), or a copy: "type 1" (identical), "type 2" (renamed)
+    covered: float | None = None  # a copy's share of the smaller function inside the runs the two share
 
     @property
     def rank(self) -> float:
-        """What thresholds and orders pairs: the calibrated probability, else the score."""
+        """What orders pairs: a copy's covered share, else the calibrated probability, else the score."""
+        if self.covered is not None:
+            return self.covered
         return self.score if self.probability is None else self.probability
 
 
@@ -242,6 +246,18 @@ class CloneIndex:
             best[i + 1 + j, slot], partner[i + 1 + j, slot] = ranks[j], i
         for j in np.union1d(mine, above[beats]):
             scores[(i, i + 1 + int(j))] = tuple(float(values[j]) for values in measured)
+
+    def pair(self, first: IndexedFunction, second: IndexedFunction, calibration: Calibration | None = None,
+             prior: float | None = None) -> ClonePair:
+        """The model's scores of one pair of indexed functions (as :meth:`pairs` gives them)."""
+        a, b = self._row[first.hash], self._row[second.hash]
+        forward = float(self.head.probabilities(self.vectors[a], self.vectors[[b]], self._prepared[:, [b]])[0])
+        backward = float(self.head.probabilities(self.vectors[b], self.vectors[[a]], self._prepared[:, [a]])[0])
+        wide = self.vectors[[a, b]].astype(np.float64)
+        cosine = float(wide[0] @ wide[1] / max(np.linalg.norm(wide[0]) * np.linalg.norm(wide[1]), 1e-30))
+        score = (forward + backward) / 2
+        probability = None if calibration is None else float(calibration.probability(score, cosine, prior))
+        return ClonePair(first, second, score, (forward, backward), cosine, probability)
 
     def save(self, folder: str | Path) -> Path:
         """Write ``index.json`` and ``vectors.f32`` (each replaced atomically)."""

@@ -2,7 +2,8 @@
 
 Extracts every function with tree-sitter, brings the project's index up to date (only new or changed
 functions are encoded, with a progress bar), scores every pair of indexed functions with the
-student's pair head on the cached vectors, and prints (or writes as JSON) the pairs above a threshold.
+student's pair head on the cached vectors, adds the copies a copy detector finds (``clones.copies``),
+and prints (or writes as JSON) the pairs above a threshold grouped into classes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from rich.table import Table
 
 from lit_compressor.clones.calibration import Calibration
 from lit_compressor.clones.classes import CloneClass, clone_classes
+from lit_compressor.clones.copies import DEFAULT_COPY_TOKENS, copy_matches, with_copies
 from lit_compressor.clones.extract import scan_project
 from lit_compressor.clones.index import INDEX_FILE, CloneIndex, ClonePair
 from lit_compressor.clones.model import CloneModel
@@ -56,7 +58,8 @@ def clones(model: Path, project: Path, index: Path | None = None, output: Path |
            threshold: float | None = None, prior: float | None = None, min_tokens: int = DEFAULT_MIN_TOKENS,
            languages: list[Literal["java", "c"]] | None = None, per_function: int | None = 10,
            precision: Literal["fp32", "int8"] | None = None, threads: int | None = None,
-           report: Literal["classes", "pairs"] = "classes", show: int = 20) -> dict[str, Any]:
+           report: Literal["classes", "pairs"] = "classes", show: int = 20, copies: bool = True,
+           copy_tokens: int = DEFAULT_COPY_TOKENS) -> dict[str, Any]:
     """Find clone pairs among the Java and C functions of a project with an exported pair student.
 
     Args:
@@ -81,6 +84,11 @@ def clones(model: Path, project: Path, index: Path | None = None, output: Path |
         threads: ONNX Runtime intra-op threads (default: all cores).
         report: Print clone ``classes`` (connected groups of reported pairs) or the ``pairs``; the JSON has both.
         show: How many of the best classes (or pairs) to print.
+        copies: Also report copies, as a copy detector finds them: pairs of functions sharing a run of at least
+            ``copy_tokens`` language tokens with identifiers and literals normalised (type 1: identical tokens,
+            type 2: renamed), whatever the model says; they join the same classes. ``false`` reports the
+            model's pairs only.
+        copy_tokens: The copy pass's minimum run, in language tokens (jscpd's default minimum is 50).
     """
     console = Console()
     model, project = Path(model), Path(project)
@@ -101,6 +109,9 @@ def clones(model: Path, project: Path, index: Path | None = None, output: Path |
                       "`lit-compressor calibrate` for probabilities at the project's base rate")
     else:
         calibration.shift(prior)  # a bad --prior stops here, before the scan
+    if copy_tokens < 1:
+        raise UserError(f"copy_tokens {copy_tokens} is not a positive number of tokens.",
+                        fix=f"Pass --copy_tokens of at least 1 (default {DEFAULT_COPY_TOKENS}).")
     if min_tokens > clone_model.block_size:
         raise UserError(f"min_tokens {min_tokens} is above the model's block size {clone_model.block_size}.",
                         fix=f"Pass --min_tokens of at most {clone_model.block_size}.")
@@ -131,27 +142,42 @@ def clones(model: Path, project: Path, index: Path | None = None, output: Path |
         task = progress.add_task("comparing functions", total=compared)
         pairs = clone_index.pairs(threshold, per_function, on_row=lambda: progress.advance(task),
                                   min_tokens=min_tokens, calibration=calibration, prior=prior)
-    classes = clone_classes(pairs)
     search_s = time.perf_counter() - started
+    started = time.perf_counter()
+    semantic = len(pairs)
+    if copies:
+        matches = copy_matches(scan.functions, copy_tokens)
+        pairs = with_copies(pairs, matches, clone_index.entries,
+                            lambda a, b: clone_index.pair(a, b, calibration, prior))
+    copies_s = time.perf_counter() - started
+    classes = clone_classes(pairs)
 
     used_prior = None if calibration is None else (calibration.prior if prior is None else prior)
     what = "raw score" if calibration is None else f"clone probability (prior {used_prior:g})"
     bound = f", at most {per_function} best per function" if per_function else ""
-    console.print(f"{len(pairs)} clone pairs in {len(classes)} classes with {what} >= {threshold} among {compared} "
+    console.print(f"{semantic} clone pairs with {what} >= {threshold} among {compared} "
                   f"distinct functions of >= {min_tokens} tokens{bound}")
+    kinds = {kind: sum(p.kind == kind for p in pairs) for kind in ("type 1", "type 2", "semantic")}
+    if copies:
+        console.print(f"with the copies (runs of >= {copy_tokens} normalised tokens): {len(pairs)} pairs "
+                      f"({kinds['type 1']} type 1, {kinds['type 2']} type 2, {kinds['semantic']} semantic only) "
+                      f"in {len(classes)} classes ({copies_s:.1f} s)")
     console.print(_classes_table(classes[:show]) if report == "classes" else _pairs_table(pairs[:show]))
     result = {
         "model": str(model), "project": str(project), "index": str(index_dir), "threshold": threshold,
         "prior": used_prior, "min_tokens": min_tokens, "per_function": per_function,
+        "copies": copies, "copy_tokens": copy_tokens if copies else None, "kinds": kinds,
         "calibration": None if calibration is None else {k: v for k, v in asdict(calibration).items() if k != "fit"},
         "precision": clone_model.precision, "files": scan.files, "functions": len(scan.functions),
         "compared": compared, "skipped": [asdict(s) for s in scan.skipped],
         "index_update": asdict(stats),
-        "seconds": {"scan": round(scan_s, 3), "index": round(index_s, 3), "pairs": round(search_s, 3)},
-        "classes": [{"size": len(c.members), "pairs": c.pairs, "score": c.score, "probability": c.probability,
-                     "members": [asdict(m) for m in c.members]} for c in classes],
-        "pairs": [{"score": p.score, "probability": p.probability, "similarity": p.similarity, "scores": list(p.scores),
-                   "first": asdict(p.first), "second": asdict(p.second)} for p in pairs],
+        "seconds": {"scan": round(scan_s, 3), "index": round(index_s, 3), "pairs": round(search_s, 3),
+                    "copies": round(copies_s, 3)},
+        "classes": [{"size": len(c.members), "pairs": c.pairs, "types": c.kinds, "covered": c.covered, "score": c.score,
+                     "probability": c.probability, "members": [asdict(m) for m in c.members]} for c in classes],
+        "pairs": [{"type": p.kind, "covered": p.covered, "score": p.score, "probability": p.probability,
+                   "similarity": p.similarity, "scores": list(p.scores), "first": asdict(p.first),
+                   "second": asdict(p.second)} for p in pairs],
     }
     if output is not None:
         output = Path(output)
@@ -171,22 +197,23 @@ def _chance(value: float | None) -> str:
 
 def _classes_table(classes: list[CloneClass]) -> Table:
     table = Table(title="clone classes, largest first")
-    for column in ("#", "functions", "pairs", "best probability", "best score", "members"):
+    for column in ("#", "functions", "pairs", "types", "best covered", "best probability", "members"):
         table.add_column(column)
     for number, found in enumerate(classes, 1):
         members = "\n".join(_where(m) for m in found.members[:6])
         if len(found.members) > 6:
             members += f"\n... and {len(found.members) - 6} more"
-        table.add_row(str(number), str(len(found.members)), str(found.pairs), _chance(found.probability),
-                      f"{found.score:.4f}", members)
+        types = ", ".join(f"{count} {kind}" for kind, count in found.kinds.items())
+        table.add_row(str(number), str(len(found.members)), str(found.pairs), types, _chance(found.covered),
+                      _chance(found.probability), members)
     return table
 
 
 def _pairs_table(pairs: list[ClonePair]) -> Table:
     table = Table(title="clone pairs, best first")
-    for column in ("probability", "score", "cosine", "function", "clone"):
+    for column in ("type", "covered", "probability", "score", "cosine", "function", "clone"):
         table.add_column(column)
     for pair in pairs:
-        table.add_row(_chance(pair.probability), f"{pair.score:.4f}", f"{pair.similarity:.5f}", _where(pair.first),
-                      _where(pair.second))
+        table.add_row(pair.kind, _chance(pair.covered), _chance(pair.probability), f"{pair.score:.4f}",
+                      f"{pair.similarity:.5f}", _where(pair.first), _where(pair.second))
     return table

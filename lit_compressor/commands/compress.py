@@ -152,7 +152,10 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
         output: The run folder: stages/, teacher/, soft_labels.safetensors, search/, student/, export/, report.*.
         teacher: The teacher's ``fit`` config (a TeacherModule), a path or ``{config: PATH, ...overrides}``.
         teacher_folder: An already fine-tuned teacher folder instead: it is tested on this task, not trained.
-        label: Settings of the ``label`` stage (e.g. ``batch_size``).
+        label: Settings of the ``label`` stage (e.g. ``batch_size``). With ``from_file`` (and ``kind``,
+            ``smoothing``) a teacher's outputs produced elsewhere are the soft labels (``label --from``) and no
+            teacher runs here: the teacher stages are skipped, and the report's teacher row is the benchmark's
+            reference teacher (``benchmark.teacher``, default ``codebert-shape``), timed but not scored.
         search: The ``search`` config (a path or ``{config: PATH, ...overrides}``); skipped with ``architecture``.
         architecture: An ``architecture.yaml`` to use instead of searching (or the student config's own).
         student: The student's ``fit`` config (a DistillationModule).
@@ -169,8 +172,16 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
     started = time.perf_counter()
     if task is None:
         raise UserError("compress needs a task.", fix=f"Give --config (e.g. {QUICKSTART}) or --task.")
-    if teacher is None and teacher_folder is None:
-        raise UserError("compress needs a teacher: a `teacher` fit config or a fine-tuned `teacher_folder`.")
+    external = (label or {}).get("from_file")
+    if teacher is None and teacher_folder is None and not external:
+        raise UserError("compress needs a teacher: a `teacher` fit config, a fine-tuned `teacher_folder`, or a "
+                        "teacher's outputs produced elsewhere (`label: {from_file: FILE}`).")
+    if external and (teacher is not None or teacher_folder is not None):
+        raise UserError("label.from_file gives the soft labels: the `teacher` or `teacher_folder` would not be used.",
+                        fix="Remove the teacher, or remove label.from_file.")
+    if external and search is not None and architecture is None:
+        raise UserError("the architecture search reads the teacher folder, and label.from_file gives none.",
+                        fix="Give `architecture` (an architecture.yaml), or the student config's own genes.")
     if student is None:
         raise UserError("compress needs a `student` fit config (a DistillationModule).")
     output = Path(output)
@@ -178,8 +189,12 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
     hardware = {k: v for k, v in (trainer or {}).items()}
     task_file = write_yaml(output / "task.yaml", task.to_dict())
 
-    # 1. teacher: fine-tuned here (on the labelled split, chosen on valid), or a given folder; then tested
-    if teacher_folder is None:
+    # 1. teacher: fine-tuned here (on the labelled split, chosen on valid), or a given folder, then tested; none
+    # when its outputs were produced elsewhere
+    teacher_dir: Path | None = None
+    if external:
+        pass
+    elif teacher_folder is None:
         teacher_dir = output / "teacher"
         base = fit_config(resolve_stage(teacher, "teacher"), "teacher", task, block_size, seed, hardware,
                           {"output_dir": str(teacher_dir)})
@@ -193,32 +208,27 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
         drop_checkpoints(run_dir)
     else:
         teacher_dir = Path(teacher_folder)
-    teacher_hash = hash_files(teacher_dir)
-    evaluation = output / "teacher_test"
-    config = {"seed_everything": seed,
-              "model": {"class_path": "lit_compressor.training.labelling.TeacherPredictor",
-                        "init_args": {"folder": str(teacher_dir), "output_dir": str(evaluation)}},
-              "data": {"task": task.to_dict(), "block_size": block_size},
-              "trainer": {**hardware, "logger": False, "enable_checkpointing": False,
-                          "default_root_dir": str(evaluation)}}  # where LightningCLI saves its config
-    stages.run("teacher_test", config, {"teacher": teacher_hash}, {"metrics": evaluation / "metrics.json"},
-               lambda path: run_fit(path, evaluation, command="test"), reads=task.files_of(["test"]))
-    teacher_metrics = evaluation / "metrics.json"
-    warn_if_collapsed("teacher", teacher_metrics)
+    teacher_hash = hash_files(teacher_dir if teacher_dir is not None else Path(external))
+    teacher_metrics = None if teacher_dir is None else test_teacher(stages, output, teacher_dir, teacher_hash, task,
+                                                                    block_size, seed, hardware)
 
     # 2. soft labels
     soft_labels = output / "soft_labels.safetensors"
-    config = {**(label or {}), "teacher": str(teacher_dir), "output": str(soft_labels), "task": task.to_dict(),
-              "block_size": block_size,
-              **{k: hardware[k] for k in ("accelerator", "devices", "precision") if k in hardware}}
+    if teacher_dir is None:
+        config = {**(label or {}), "output": str(soft_labels), "task": task.to_dict()}
+    else:
+        config = {**(label or {}), "teacher": str(teacher_dir), "output": str(soft_labels), "task": task.to_dict(),
+                  "block_size": block_size,
+                  **{k: hardware[k] for k in ("accelerator", "devices", "precision") if k in hardware}}
     cached_splits = ["unlabelled", *(label or {}).get("functions_from", [])]
     stages.run("label", config, {"teacher": teacher_hash}, {"soft_labels": soft_labels},
-               lambda path: run_command(label_command, path), reads=task.files_of(cached_splits))
+               lambda path: run_command(label_command, path),
+               reads=task.files_of(cached_splits) + ([Path(external)] if external else []))
 
     # 3. architecture search
     student_base = resolve_stage(student, "student")
     student_dir = output / "student"
-    links = {"teacher": str(teacher_dir), "output_dir": str(student_dir)}
+    links = {"output_dir": str(student_dir), **({"teacher": str(teacher_dir)} if teacher_dir is not None else {})}
     data_links = {"soft_labels": str(soft_labels), "tokenizer_cache": str(output / "tokenizers")}
     if search is not None and architecture is None:
         search_dir = output / "search"
@@ -269,7 +279,11 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
     # 6. robustness: agreement with the teacher and the renaming flips, the shipped student beside its teacher
     robust_file = None
     settings = {} if robustness in (True, False) else dict(robustness)
-    if robustness is not False and task.format not in LANGUAGE_OF_FORMAT and "language" not in settings:
+    if robustness is not False and teacher_dir is None:
+        from rich.console import Console
+
+        Console(stderr=True).print("[dim]stage robustness: skipped, there is no teacher folder to compare with[/dim]")
+    elif robustness is not False and task.format not in LANGUAGE_OF_FORMAT and "language" not in settings:
         from rich.console import Console
 
         Console(stderr=True).print(f"[dim]stage robustness: skipped, the language of a {task.format!r} task "
@@ -290,8 +304,8 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
     # 7. benchmark: the student as shipped beside its teacher
     timing = output / "benchmark.json"
     backends = ["pytorch", "onnx-int8"] if export is not False else ["pytorch"]  # eager and shipped, both sides
-    config = {"backends": backends, **(benchmark or {}), "teacher": str(teacher_dir), "model": str(shipped),
-              "data": str(task_file), "output": str(timing)}
+    config = {"backends": backends, **(benchmark or {}), **({"teacher": str(teacher_dir)} if teacher_dir else {}),
+              "model": str(shipped), "data": str(task_file), "output": str(timing)}
     upstream = {"shipped": hash_files(shipped, (".onnx", ".safetensors", ".json")), "teacher": teacher_hash}
     stages.run("benchmark", config, upstream, {"benchmark": timing},  # the proxy tokenizer reads the unlabelled code
                lambda path: run_command(benchmark_command, path), reads=task.files_of(["test", "unlabelled"]))
@@ -299,11 +313,32 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
     report = build_report(task, teacher_dir, teacher_metrics, student_dir, timing, stages.records,
                           time.perf_counter() - started, exported / "export.json" if export is not False else None,
                           robust_file)
+    if external:
+        report["teacher"]["labels_from"] = str(external)
     if export is not False:  # the model card, now with the report's test-split figures
         card_from_report(exported, report)
     record_disk_footprint(output, report)
     write_report(output, report)
     return report
+
+
+def test_teacher(stages: Stages, output: Path, teacher_dir: Path, teacher_hash: str, task: TaskData, block_size: int,
+                 seed: int, hardware: dict[str, Any]) -> Path:
+    """The ``teacher_test`` stage: the teacher folder scored on the test split; its ``metrics.json``."""
+    evaluation = output / "teacher_test"
+    config = {"seed_everything": seed,
+              "model": {"class_path": "lit_compressor.training.labelling.TeacherPredictor",
+                        "init_args": {"folder": str(teacher_dir), "output_dir": str(evaluation)}},
+              "data": {"task": task.to_dict(), "block_size": block_size,
+                       # a pair split in batches of functions: each function encoded about twice, not once a pair
+                       **({"function_batches": {"size": None}} if task.num_inputs == 2 else {})},
+              "trainer": {**hardware, "logger": False, "enable_checkpointing": False,
+                          "default_root_dir": str(evaluation)}}  # where LightningCLI saves its config
+    stages.run("teacher_test", config, {"teacher": teacher_hash}, {"metrics": evaluation / "metrics.json"},
+               lambda path: run_fit(path, evaluation, command="test"), reads=task.files_of(["test"]))
+    teacher_metrics = evaluation / "metrics.json"
+    warn_if_collapsed("teacher", teacher_metrics)
+    return teacher_metrics
 
 
 def drop_checkpoints(run_dir: Path) -> None:

@@ -73,7 +73,7 @@ def robustness_figures(robust: dict[str, Any], source: Path) -> dict[str, Any]:
     return figures
 
 
-def build_report(task: TaskData, teacher_folder: Path, teacher_metrics: Path, student_folder: Path,
+def build_report(task: TaskData, teacher_folder: Path | None, teacher_metrics: Path | None, student_folder: Path,
                  benchmark_file: Path, records: list, wall_seconds: float, export_file: Path | None = None,
                  robustness_file: Path | None = None) -> dict[str, Any]:
     """Teacher, student (as shipped) and any proxy teacher: test metrics, size, p50 in eager PyTorch and as
@@ -82,12 +82,18 @@ def build_report(task: TaskData, teacher_folder: Path, teacher_metrics: Path, st
 
     The student's scores are the shipped model's (int8 ONNX, from ``export.json``, on the test examples the export
     checked: the whole test split in ``compress``); ``accuracy_fp32`` is its PyTorch model's on the same split.
+    Without a teacher folder (soft labels produced elsewhere) the teacher row is the benchmark's reference
+    teacher: timed, parameters and size, no scores.
     """
     timing = json.loads(benchmark_file.read_text())
     rows, warnings = {}, []
     for name, folder, metrics_file in (("teacher", teacher_folder, teacher_metrics),
                                        ("student", student_folder, student_folder / "metrics.json")):
-        metrics = json.loads(metrics_file.read_text())
+        if metrics_file is None:  # the benchmark's reference teacher: its parameters and size
+            system = next(s for s in timing["systems"] if s.get("role") == name and s["backend"] == "pytorch")
+            metrics = {"params": system["parameters"], "size_mb": system["size_mb"]}
+        else:
+            metrics = json.loads(metrics_file.read_text())
         rows[name] = {**{k: metrics.get(k) for k in ("accuracy", "precision", "recall", "f1", "params", "size_mb",
                                                       "prediction_counts")},
                       "accuracy_fp32": metrics.get("accuracy"), **_timed(timing, name), "folder": str(folder)}
@@ -111,7 +117,7 @@ def build_report(task: TaskData, teacher_folder: Path, teacher_metrics: Path, st
                                         if s.get("role") == "proxy" and s["backend"] == "pytorch")
     teacher, student = rows["teacher"], rows["student"]
     ratio = {
-        "accuracy_kept": student["accuracy"] / teacher["accuracy"] if teacher["accuracy"] else None,
+        "accuracy_kept": student["accuracy"] / teacher["accuracy"] if teacher.get("accuracy") else None,
         "times_smaller": teacher["size_mb"] / student["size_mb"],
         "like_for_like": timing.get("ratios", []),
     }
@@ -128,8 +134,11 @@ def _cell(value: Any, template: str) -> str:
 def summary(report: dict[str, Any]) -> str:
     ratio = report["student_over_teacher"]
     shipped = report["student"].get("accuracy_source", "PyTorch")
-    text = (f"The student keeps {ratio['accuracy_kept']:.1%} of the teacher's test accuracy ({shipped}) and is "
-            f"{ratio['times_smaller']:.1f}x smaller")
+    kept = ratio["accuracy_kept"]
+    text = (f"The student keeps {kept:.1%} of the teacher's test accuracy ({shipped}) and is "
+            if kept is not None else
+            f"The student scores {report['student']['accuracy']:.4f} on the test split ({shipped}); the teacher "
+            f"was not scored here; the student is ") + f"{ratio['times_smaller']:.1f}x smaller"
     speeds = [r for r in ratio["like_for_like"] if r["like_for_like"]]
     if speeds:
         text += "; p50 at batch 1 on this CPU, runtime against the same runtime: " + ", ".join(

@@ -65,6 +65,9 @@ class PredictorSettings:
     """Epochs of each short distillation."""
     train_batches: int | None = 40
     """Batches of the unlabelled split per epoch (the slice); null: the whole split."""
+    held_out: int = 0
+    """Further genomes distilled the same way but never fitted: the predictor's Kendall τ on them (report
+    ``held_out``) says how well it ranks genomes it has not seen, which the search relies on."""
 
 
 def default_cache() -> Path:
@@ -188,15 +191,29 @@ def accuracy_predictor(space: SearchSpace, settings: PredictorSettings, output: 
     from lit_compressor.measure.distillation import distil
 
     rng = random.Random(f"{seed}:predictor")
-    candidates = feasible(space, rng, 50 * settings.samples, accept, "predictor samples")
-    genomes = spread(candidates, settings.samples, Scaler.of(space), rng)
+    total = settings.samples + settings.held_out
+    candidates = feasible(space, rng, 50 * total, accept, "predictor samples")
+    genomes = spread(candidates, total, Scaler.of(space), rng)
+    held_out = set(random.Random(f"{seed}:held-out").sample(range(len(genomes)), min(settings.held_out,
+                                                                                      len(genomes) - 3)))
     bar = progress.add_task("distilling samples", total=len(genomes)) if progress else None
     results = distil(genomes, space, settings.fit, settings.epochs, settings.train_batches, output,
                      on_done=(lambda done: progress.update(bar, completed=done)) if progress else None)
-    predictor = AccuracyPredictor(space, [tuple(r["genome"]) for r in results], [r["accuracy"] for r in results])
+    fitted = [r for i, r in enumerate(results) if i not in held_out]
+    unseen = [r for i, r in enumerate(results) if i in held_out]
+    predictor = AccuracyPredictor(space, [tuple(r["genome"]) for r in fitted], [r["accuracy"] for r in fitted])
     report = predictor.report()
-    report["samples"] = [{**dict(zip(space.gene_names, r["genome"], strict=True)), "accuracy": r["accuracy"],
-                          "loo_prediction": p, "seconds": r["seconds"]}
-                         for r, p in zip(results, report.pop("loo_predictions"), strict=True)]
+    report["samples"] = [_sample(space, r, loo_prediction=p)
+                         for r, p in zip(fitted, report.pop("loo_predictions"), strict=True)]
+    if unseen:
+        check = predictor.held_out([tuple(r["genome"]) for r in unseen], [r["accuracy"] for r in unseen])
+        report["held_out"] = {"kendall_tau": check["kendall_tau"], "mean_abs_error": check["mean_abs_error"],
+                              "samples": [_sample(space, r, prediction=p)
+                                          for r, p in zip(unseen, check["predictions"], strict=True)]}
     report["epochs"], report["train_batches"] = settings.epochs, settings.train_batches
     return predictor, report
+
+
+def _sample(space: SearchSpace, result: dict, **prediction: float) -> dict:
+    return {**dict(zip(space.gene_names, result["genome"], strict=True)), "accuracy": result["accuracy"],
+            **prediction, "seconds": result["seconds"]}

@@ -152,6 +152,17 @@ class AccuracyPredictor:
             predictions.append(model.predict([self.scaler(self.genomes[i])])[0])
         return predictions
 
+    def held_out(self, genomes: list[Genome], accuracies: list[float]) -> dict:
+        """How well the fitted model ranks ``genomes`` it was not fitted on (a ValueError if one was fitted):
+        Kendall's τ-b of its predictions against their measured ``accuracies``, and the mean absolute error."""
+        seen = set(map(tuple, self.genomes))
+        if overlap := [g for g in genomes if tuple(g) in seen]:
+            raise ValueError(f"held-out genomes must be outside the fit set; fitted on {overlap}")
+        predictions = [self.predict(tuple(g)) for g in genomes]
+        errors = [abs(p - a) for p, a in zip(predictions, accuracies, strict=True)]
+        return {"kendall_tau": kendall_tau(predictions, accuracies) if len(genomes) > 1 else None,
+                "mean_abs_error": sum(errors) / len(errors) if errors else None, "predictions": predictions}
+
     def report(self) -> dict:
         loo = self.leave_one_out()
         errors = [abs(p - a) for p, a in zip(loo, self.accuracies, strict=True)]

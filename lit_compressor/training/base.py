@@ -67,7 +67,24 @@ class ClassifierModule(L.LightningModule):
         return self.code_encoder(examples)
 
     def forward(self, batch: dict) -> torch.Tensor:
+        """Logits of the batch's examples: of its pairs (``pair_index``) in a batch of functions."""
+        if "pair_index" in batch:
+            return self.pair_logits(batch)
         return self.model(**model_inputs(batch))
+
+    def pair_logits(self, batch: dict) -> torch.Tensor:
+        """A batch of functions (:mod:`~lit_compressor.training.function_batches`): each function encoded once,
+        and the head on the two pooled vectors of every pair that ``pair_index`` ``[P, 2]`` lists."""
+        return self.head_on_pairs(self.pooled_functions(batch), batch["pair_index"])
+
+    def pooled_functions(self, batch: dict) -> torch.Tensor:
+        """``[N, H]``: the pooled vector of each function of a batch of functions (one a row)."""
+        output, mask = self.model.encode(**model_inputs(batch))
+        return self.model.pool(output.last_hidden_state, mask)
+
+    def head_on_pairs(self, pooled: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+        """The head's logits of the pairs ``[P, 2]`` (rows of ``pooled``), or of single functions ``[P, 1]``."""
+        return self.model.head(pooled[pairs].reshape(len(pairs), -1))
 
     # --- evaluation -----------------------------------------------------------------------------
     def _positive(self) -> int | None:

@@ -124,3 +124,57 @@ class WandbSummary(Callback):
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
         architecture = {f"architecture/{k}": v for k, v in architecture_of(pl_module).items()}
         self._write(trainer, {**architecture, **model_size(pl_module), **metrics})
+
+
+class TrainingCost(Callback):
+    """What each training epoch cost and scored, validation excluded: wall and CPU seconds (this process), the
+    functions encoded (a pair batch encodes two a pair; a batch of functions each once) and the examples scored.
+
+    Logged as ``cost/epoch_seconds``, ``cost/epoch_cpu_seconds``, ``cost/functions_encoded``,
+    ``cost/examples_scored`` and ``cost/examples_per_function``; :attr:`epochs` keeps one record an epoch.
+    """
+
+    def __init__(self):
+        self.epochs: list[dict[str, float]] = []
+        self._started: tuple[float, float] | None = None
+        self._evaluation: tuple[float, float] = (0.0, 0.0)
+        self._evaluation_started: tuple[float, float] | None = None
+        self._functions = self._examples = 0
+
+    @staticmethod
+    def _now() -> tuple[float, float]:
+        import time
+
+        return time.perf_counter(), time.process_time()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._started, self._evaluation = self._now(), (0.0, 0.0)
+        self._functions = self._examples = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        ids = batch["input_ids"]
+        self._functions += ids.shape[0] * (ids.shape[1] if ids.dim() == 3 else 1)
+        self._examples += len(batch["pair_index"]) if "pair_index" in batch else ids.shape[0]
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._evaluation_started = self._now()
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._evaluation_started is not None and self._started is not None:
+            now = self._now()
+            self._evaluation = tuple(spent + now[i] - self._evaluation_started[i]  # type: ignore[assignment]
+                                     for i, spent in enumerate(self._evaluation))
+        self._evaluation_started = None
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._started is None:
+            return
+        now = self._now()
+        record = {"epoch": trainer.current_epoch,
+                  "epoch_seconds": now[0] - self._started[0] - self._evaluation[0],
+                  "epoch_cpu_seconds": now[1] - self._started[1] - self._evaluation[1],
+                  "functions_encoded": self._functions, "examples_scored": self._examples,
+                  "examples_per_function": self._examples / max(self._functions, 1)}
+        self.epochs.append(record)
+        pl_module.log_dict({f"cost/{k}": float(v) for k, v in record.items() if k != "epoch"})
+        self._started = None

@@ -219,15 +219,13 @@ class DistillationModule(ClassifierModule):
     def _function_batch_losses(self, batch: dict) -> tuple[torch.Tensor, dict]:
         """``functions`` mode: the student's logits of every example (pair, or function) that ``pair_index``
         makes of the batch's functions (their targets are the batch's ``target_logits``)."""
-        inputs = model_inputs(batch)
-        output, mask = self.model.encode(**inputs)
-        pooled = self.model.pool(output.last_hidden_state, mask)
-        pairs = batch["pair_index"]
-        logits = self.model.head(pooled[pairs].reshape(len(pairs), -1))
+        pooled = self.pooled_functions(batch)
+        logits = self.head_on_pairs(pooled, batch["pair_index"])
         terms = {}
         if self.representation.weight > 0:
+            known = batch["target_known"]
             terms["representation"] = (self.representation.weight, representation_loss(
-                self.projection(pooled), batch["target_vectors"], self.representation.distance))
+                self.projection(pooled[known]), batch["target_vectors"], self.representation.distance))
         return logits, terms
 
     def _feature_losses(self, batch: dict) -> tuple[torch.Tensor, dict[str, tuple[float, torch.Tensor]]]:

@@ -20,6 +20,7 @@ from lit_compressor.nn.tokenization import CodeEncoder, train_student_tokenizer
 from lit_compressor.runtime.folder import load_folder
 from lit_compressor.training.augmentation import Augmentation, EpochFunctions, EpochPairs, FunctionGroup, all_pairs
 from lit_compressor.training.datamodule import CodeDataModule
+from lit_compressor.training.function_batches import FunctionBatch, FunctionBatches
 
 TEACHER_RECORD = ("family", "pooling", "pair_head", "teacher_hidden", "inputs", "language", "flow_length")
 
@@ -75,8 +76,9 @@ class DistillationDataModule(CodeDataModule):
     def __init__(self, task: TaskData | None = None, soft_labels: str | None = None,
                  augment: Augmentation | None = None, tokenizer_cache: str = "runs/cache/tokenizers",
                  student: StudentInputs | None = None, batch_size: int = 16, eval_batch_size: int = 64,
-                 block_size: int = 400, num_workers: int = 0):
-        super().__init__(task, batch_size, eval_batch_size, block_size, num_workers)
+                 block_size: int = 400, num_workers: int = 0, function_batches: FunctionBatches | dict | None = None):
+        super().__init__(task, batch_size, eval_batch_size, block_size, num_workers,
+                         function_batches=function_batches)
         self.soft_labels = soft_labels
         self.augment = Augmentation(**augment) if isinstance(augment, dict) else augment or Augmentation()
         self.tokenizer_cache = tokenizer_cache
@@ -102,6 +104,14 @@ class DistillationDataModule(CodeDataModule):
         if self.augment.transformed > 0 and self.augment.mode != "functions":
             raise UserError("augment.transformed draws transformed copies into batches of functions.",
                             "data.init_args.augment", "Use mode: functions, or set transformed to 0.")
+        trains_in_functions = self.function_batches is not None and self.function_batches.size is not None
+        if self.augment.enabled and trains_in_functions:
+            raise UserError("function_batches and augment both say what an epoch trains on.",
+                            "data.init_args.function_batches", "Keep one: function_batches (the unlabelled pairs in "
+                            "batches of functions) or augment (the teacher's head on pairs of cached functions).")
+        if trains_in_functions and not student.teacher_logits:
+            raise UserError("function_batches train on the cached soft labels of the unlabelled pairs.",
+                            "data.init_args.function_batches", "Use targets: cached with a soft_labels file.")
         if self.augment.pairs_per_epoch > 0 and self.task.num_inputs != 2:
             raise UserError("augment mode pairs makes new pairs: it is for pair tasks (clone detection).",
                             "data.init_args.augment", "Use mode: functions (every cached function a training "
@@ -169,14 +179,16 @@ class DistillationDataModule(CodeDataModule):
 
     def train_dataset(self) -> Dataset | list[Example]:
         """The unlabelled split, plus each epoch's augmented pairs, or groups of cached functions
-        (``augment.mode: functions``)."""
-        return self._train_data if self._train_data is not None else self.split("unlabelled")
+        (``augment.mode: functions``), or its epochs of function batches (``function_batches``)."""
+        return self._train_data if self._train_data is not None else super().train_dataset()
 
     # --- batches --------------------------------------------------------------------------------
     def train_collate(self, examples: list[Example] | list[FunctionGroup]) -> dict:
         """A training batch: the student's inputs and the teacher's targets (see the class docstring)."""
         if examples and isinstance(examples[0], FunctionGroup):
             return self.collate_functions(examples)
+        if examples and isinstance(examples[0], FunctionBatch):
+            return self.collate_function_batch(examples[0])
         batch = self.collate(examples)
         student = self._student
         if student.teacher_logits:
@@ -190,6 +202,18 @@ class DistillationDataModule(CodeDataModule):
         if self._teacher_encoder is not None:
             teacher_batch = self._teacher_encoder.encode_codes([e.codes for e in examples])
             batch.update({f"teacher_{k}": v for k, v in teacher_batch.items()})
+        return batch
+
+    def collate_function_batch(self, function_batch: FunctionBatch) -> dict:
+        """A batch of the unlabelled pair graph's functions, with the cached soft labels of the pairs it scores
+        (``target_logits``, one row per pair of ``pair_index``)."""
+        batch = self.function_batch(function_batch, self.train_split)
+        batch["target_logits"] = self.labels.logits[[self._rows[i] for i in batch["ids"]]]
+        if self._student.teacher_vectors:
+            rows = torch.tensor([self._function_rows.get(function_key(self.pair_graph(self.train_split).codes[f]), -1)
+                                 for f in function_batch.functions])
+            known = rows >= 0
+            batch.update(target_vectors=self.labels.functions.vectors[rows[known]].float(), target_known=known)
         return batch
 
     def collate_functions(self, groups: list[FunctionGroup]) -> dict:

@@ -101,7 +101,7 @@ def test_calibrate_then_clones_reports_probabilities_and_classes(tmp_path):
     codes = list(dict.fromkeys(bcb_functions().values()))[200:240]
     for i, code in enumerate(codes):
         (project / f"F{i}.java").write_text(f"class F{i} {{\n{code}\n}}\n")
-    everything = clones(folder, project, threshold=0.0, per_function=None, min_tokens=0, show=0)
+    everything = clones(folder, project, threshold=0.0, per_function=None, min_tokens=0, show=0, copies=False)
     probabilities = [p["probability"] for p in everything["pairs"]]
     n = everything["functions"]
     assert len(probabilities) == n * (n - 1) // 2 and everything["prior"] == 1e-3
@@ -109,8 +109,8 @@ def test_calibrate_then_clones_reports_probabilities_and_classes(tmp_path):
         assert p["probability"] == pytest.approx(float(stored.probability(p["score"], p["similarity"])), abs=1e-12)
     assert probabilities == sorted(probabilities, reverse=True)
     cut = (probabilities[19] + probabilities[20]) / 2
-    result = clones(folder, project, threshold=cut, per_function=None, min_tokens=0, output=tmp_path / "c.json",
-                    report="pairs", show=3)
+    result = clones(folder, project, threshold=cut, per_function=None, min_tokens=0, copies=False,
+                    output=tmp_path / "c.json", report="pairs", show=3)
     assert len(result["pairs"]) == 20 and result["index_update"]["embedded"] == 0
     written = json.loads((tmp_path / "c.json").read_text())
     members = {(m["path"], m["start_line"]) for c in written["classes"] for m in c["members"]}
@@ -118,10 +118,13 @@ def test_calibrate_then_clones_reports_probabilities_and_classes(tmp_path):
     assert sum(c["pairs"] for c in written["classes"]) == 20
     default = clones(folder, project, show=0)
     assert default["threshold"] == 0.05 and default["min_tokens"] == 64 and default["per_function"] == 10
-    assert all(p["probability"] >= 0.05 for p in default["pairs"])
+    assert default["copies"] and default["copy_tokens"] == 50  # the copy pass is on by default
+    assert all(p["probability"] >= 0.05 for p in default["pairs"] if p["type"] == "semantic")
+    assert all(p["covered"] > 0 for p in default["pairs"] if p["type"] != "semantic")
     assert default["compared"] == sum(t >= 64 for t in CloneIndex.load(project / ".lit-compressor-index",
                                                                         CloneModel.from_pretrained(folder)).tokens)
-    higher_prior = clones(folder, project, threshold=cut, prior=1e-2, per_function=None, min_tokens=0, show=0)
+    higher_prior = clones(folder, project, threshold=cut, prior=1e-2, per_function=None, min_tokens=0, show=0,
+                          copies=False)
     assert len(higher_prior["pairs"]) > 20  # a higher base rate makes every pair more probable
     with pytest.raises(UserError, match="prior"):
         clones(folder, project, prior=0.0, show=0)

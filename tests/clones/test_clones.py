@@ -206,7 +206,7 @@ def test_clones_cli_finds_the_known_pairs_like_the_pair_model(tmp_path):
     pairs = test_pairs(40, seed=3)
     write_java_project(tmp_path / "project", pairs)
     result = clones(folder, tmp_path / "project", output=tmp_path / "clones.json", per_function=None, show=3,
-                    min_tokens=0)
+                    min_tokens=0, copies=False)
     assert json.loads((tmp_path / "clones.json").read_text())["functions"] == result["functions"]
     assert result["skipped"] == [] and result["index_update"]["embedded"] > 0
     scores = cli_scores(result, tmp_path / "project", pairs)
@@ -223,8 +223,8 @@ def test_clones_cli_finds_the_known_pairs_like_the_pair_model(tmp_path):
             assert scores[(a, b)] == 0.0
         agree += (mean >= 0.5) == (f.label == 1)
     assert agree >= 0.8 * len(pairs)  # the symmetric score mostly agrees with the one-order prediction
-    again = clones(folder, tmp_path / "project", per_function=None, show=0, min_tokens=0)
-    bounded = clones(folder, tmp_path / "project", per_function=1, show=0, min_tokens=0)
+    again = clones(folder, tmp_path / "project", per_function=None, show=0, min_tokens=0, copies=False)
+    bounded = clones(folder, tmp_path / "project", per_function=1, show=0, min_tokens=0, copies=False)
     assert 0 < len(bounded["pairs"]) <= again["functions"] <= len(again["pairs"])
     assert again["index_update"]["embedded"] == 0 and again["index_update"]["reused"] > 0
     assert again["threshold"] == 0.5 and again["prior"] is None  # no calibration.json: the raw score's default
@@ -254,7 +254,7 @@ def test_clones_cli_runs_on_a_shipped_folder_as_it_is(tmp_path):
     before = {p.name: p.stat().st_mtime_ns for p in shipped.iterdir()}
     pairs = test_pairs(12, seed=7)
     write_java_project(tmp_path / "project", pairs)
-    result = clones(shipped, tmp_path / "project", threshold=0.0, per_function=None, show=0, min_tokens=0)
+    result = clones(shipped, tmp_path / "project", threshold=0.0, per_function=None, show=0, min_tokens=0, copies=False)
     assert result["precision"] == "int8" and {p.name: p.stat().st_mtime_ns for p in shipped.iterdir()} == before
     scores = cli_scores(result, tmp_path / "project", pairs)
     model, functions = CloneModel.from_pretrained(shipped), bcb_functions()
@@ -290,7 +290,7 @@ def test_clones_cli_finds_known_pairs_with_the_students_accuracy(tmp_path):
     project = tmp_path / "project"
     write_java_project(project, pairs)
     result = clones(folder, project, threshold=0.5, per_function=None, output=tmp_path / "clones.json", show=5,
-                    precision="fp32", min_tokens=0)
+                    precision="fp32", min_tokens=0, copies=False)
     scores = cli_scores(result, project, pairs)
     labels = np.array([label for _, _, label in pairs])
     cli = np.array([scores[(a, b)] >= 0.5 for a, b, _ in pairs])

@@ -158,6 +158,44 @@ def test_compress_with_a_given_teacher_tests_it_on_this_task(tiny_bert, tmp_path
     assert report["student"]["params"] == 754_562 - (400 - 64) * 96  # the paper's genome, 64 positions fewer
 
 
+def test_compress_from_a_teachers_outputs_produced_elsewhere_runs_no_teacher(tiny_bert, tmp_path):
+    """``label: {from_file: ...}``: the released-predictions path (compress_paper_labels_cpu.yaml) on a tiny task:
+    hard labels -> a student in function batches of the unlabelled pair graph -> export -> benchmark."""
+    from tiny_tasks import make_tiny_task
+
+    data = make_tiny_task(tmp_path / "data")
+    pairs = [line.split("\t")[:2] for line in (data / "unlabel_train.txt").read_text().splitlines()]
+    predictions = tmp_path / "preds.txt"
+    predictions.write_text("".join(f"{a}\t{b}\t{i % 2}\n" for i, (a, b) in enumerate(pairs)))
+    genes = tmp_path / "architecture.yaml"
+    genes.write_text(yaml.safe_dump({"num_hidden_layers": 1, "hidden_size": 16, "num_attention_heads": 2,
+                                     "intermediate_size": 32, "vocab_size": 300}))
+    student = {"config": "configs/bigclonebench/distill_paper_labels.yaml",
+               "data": {"function_batches": {"size": 4, "eval_size": 8}},
+               "trainer": {"max_epochs": 1, "accelerator": "cpu"}}
+    settings = dict(task=TaskData(data_dir=str(data)), output=tmp_path / "run", block_size=64,
+                    label={"from_file": str(predictions), "kind": "label", "smoothing": 0.1},
+                    architecture=str(genes), student=student, export={"samples": 4},
+                    benchmark={"samples": 2, "teacher": str(tiny_bert)})
+    report = compress(**settings)
+    run = tmp_path / "run"
+    assert [s["name"] for s in report["stages"]] == ["label", "student", "export", "benchmark"]
+    assert not (run / "teacher").exists() and not (run / "teacher_test").exists()
+    stage = yaml.safe_load((run / "stages/student.yaml").read_text())
+    assert stage["data"]["init_args"]["function_batches"] == {"size": 4, "eval_size": 8}
+    assert "teacher" not in stage["model"]["init_args"]
+    from lit_compressor.labels.soft_labels import load_soft_labels
+
+    labels = load_soft_labels(run / "soft_labels.safetensors")
+    assert labels.functions is None and labels.metadata["source_kind"] == "label"
+    assert labels.logits[:2].softmax(-1).flatten().tolist() == pytest.approx([0.95, 0.05, 0.05, 0.95])  # s = 0.1
+    assert report["teacher"]["labels_from"] == str(predictions) and report["teacher"].get("accuracy") is None
+    assert report["teacher"]["params"] > 0 and report["teacher"]["p50_ms"] > 0  # the benchmark's reference
+    assert report["student_over_teacher"]["accuracy_kept"] is None
+    assert "the teacher was not scored here" in (run / "report.md").read_text()
+    assert all(s["skipped"] for s in compress(**settings)["stages"])
+
+
 def test_own_jsonl_data_runs_end_to_end(tiny_roberta, tmp_path):
     """A vulnerability data set with its own field names and file names, through every stage."""
     data = tmp_path / "mydata"

@@ -118,3 +118,40 @@ def test_save_model_folder_writes_the_best_checkpoint_and_keeps_the_last_weights
     metrics = json.loads((tmp_path / "teacher" / "metrics.json").read_text())
     assert metrics["params"] == sum(p.numel() for p in module.model.parameters())
     assert sum(metrics["prediction_counts"]) == len(data.split("test"))
+
+
+def test_cached_frozen_layers_give_the_full_forward_and_are_computed_once_per_function(tiny_bert, sample_task,
+                                                                                          tmp_path):
+    """cache_frozen: the top layer runs on the cached output of the frozen ones; logits are the model's own full
+    forward, each function's frozen states are computed once however often it is encoded, and only the top
+    layer and the head learn."""
+    from lit_compressor.core.errors import UserError
+
+    torch.manual_seed(0)
+    module = TeacherModule(str(tiny_bert), num_inputs=2, block_size=64, lr=1e-2, trainable_layers=1,
+                           cache_frozen=True, output_dir=str(tmp_path / "teacher"))
+    sample_task.limit.update(labelled=48, valid=16)
+    data = CodeDataModule(sample_task, block_size=64, encoder=module.code_encoder,
+                          function_batches={"size": 8, "eval_size": 16})
+    pairs = data.collate(data.split("labelled")[:12])
+    functions = data.train_collate([data.train_dataset()[0]])
+    module.eval()
+    with torch.no_grad():
+        cached = module(pairs), module(functions)
+        module.frozen_cache, cache = None, module.frozen_cache
+        full = module(pairs), module(functions)
+        module.frozen_cache = cache
+    for got, expected in zip(cached, full, strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    frozen = {name: p.detach().clone() for name, p in module.named_parameters() if not p.requires_grad}
+    top = module.model.encoder.encoder.layer[1].attention.self.query.weight.detach().clone()
+    trainer = L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        num_sanity_val_steps=0, default_root_dir=tmp_path)
+    trainer.fit(module, datamodule=data)
+    unique = {tuple(data.encoder.encode(code)) for split in ("labelled", "valid") for e in data.split(split)
+              for code in e.codes}  # functions as the model reads them (two texts may share their first 64 tokens)
+    assert cache.computed == len(cache) == len(unique)  # 2 epochs, 2 validations: once each
+    assert all(torch.equal(p, frozen[n]) for n, p in module.named_parameters() if n in frozen)
+    assert not torch.equal(module.model.encoder.encoder.layer[1].attention.self.query.weight, top)
+    with pytest.raises(UserError, match="needs trainable_layers"):
+        TeacherModule(str(tiny_bert), cache_frozen=True)
