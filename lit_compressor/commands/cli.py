@@ -26,6 +26,8 @@ FUNCTION_COMMANDS = {
                           "Import a checkpoint of the Compressor research code."),
     "clones": ("lit_compressor.commands.clones", "clones",
                "Find clone pairs among a project's Java and C functions with a pair student."),
+    "robustness": ("lit_compressor.commands.robustness", "robustness",
+                   "Accuracy drop and prediction flips of teacher and student on renamed and edited code."),
     "calibrate": ("lit_compressor.commands.calibrate", "calibrate",
                   "Fit a pair student's clone scores to probabilities on a validation split (for clones)."),
 }

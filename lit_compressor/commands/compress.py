@@ -1,6 +1,6 @@
 """``lit-compressor compress``: the commands a user runs alone, composed, each skipped when current.
 
-    fit (teacher) -> label -> search -> fit (student) -> export -> benchmark -> report
+    fit (teacher) -> label -> search -> fit (student) -> export -> robustness -> benchmark -> report
 
 A compress config names (or embeds) the stage configs — the very YAML files that ``fit``, ``label``,
 ``search``, ``export`` and ``benchmark`` take — and adds only the settings that link the stages: the
@@ -31,12 +31,16 @@ from lit_compressor.commands.export import card_from_report
 from lit_compressor.commands.export import export as export_command
 from lit_compressor.commands.label import label as label_command
 from lit_compressor.commands.report import build_report, collapse_warning, write_report
+from lit_compressor.commands.robustness import robustness as robustness_command
 from lit_compressor.commands.search import search as search_command
 from lit_compressor.core.configs import Stage, deep_merge, read_yaml, resolve_stage, with_checkpoint_folder, write_yaml
 from lit_compressor.core.errors import UserError
 from lit_compressor.core.files import atomic_write_json
 from lit_compressor.core.fingerprint import hash_files, hash_json
+from lit_compressor.core.metadata import is_graph_folder, read_metadata
 from lit_compressor.data.task import TaskData
+from lit_compressor.data.transforms import LANGUAGE_OF_FORMAT
+from lit_compressor.runtime.robustness import MORPH
 from lit_compressor.training.cli import run_lightning_cli, with_settings
 
 QUICKSTART = Path("configs/quickstart.yaml")
@@ -135,8 +139,9 @@ def run_fit(config: Path, checkpoints: Path, command: str = "fit") -> None:
 def compress(task: TaskData | None = None, block_size: int = 128, output: Path = Path("runs/compress"),
              teacher: Stage | None = None, teacher_folder: str | None = None, label: dict[str, Any] | None = None,
              search: Stage | None = None, architecture: str | None = None, student: Stage | None = None,
-             export: bool | dict[str, Any] = True, benchmark: dict[str, Any] | None = None,
-             trainer: dict[str, Any] | None = None, seed: int = 42) -> dict[str, Any]:
+             export: bool | dict[str, Any] = True, robustness: bool | dict[str, Any] = True,
+             benchmark: dict[str, Any] | None = None, trainer: dict[str, Any] | None = None,
+             seed: int = 42) -> dict[str, Any]:
     """Compress a teacher into a tiny student, stage by stage, and report both side by side.
 
     Run without ``--config``, it runs ``configs/quickstart.yaml`` (the quick start).
@@ -155,6 +160,10 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
         architecture: An ``architecture.yaml`` to use instead of searching (or the student config's own).
         student: The student's ``fit`` config (a DistillationModule).
         export: ``false``, or settings of the ``export`` stage (e.g. ``samples``).
+        robustness: ``false``, or settings of the ``robustness`` stage: the shipped student's agreement with the
+            teacher on the test split and the prediction flips of both under Morph's two renamings (default
+            ``transformations: [rename_method+rename_parameters]``; any of ``lit-compressor robustness``'s
+            settings). It costs about two test passes of the teacher (docs/robustness.md).
         benchmark: Settings of the ``benchmark`` stage (e.g. ``samples``, ``backends``, ``threads``; ``proxy`` times
             another teacher beside the fine-tuned one, e.g. ``codebert-shape`` with ``proxy_block_size: 400``).
         trainer: Trainer settings written over both ``fit`` stages (e.g. ``accelerator``, ``precision``).
@@ -267,7 +276,32 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
         stages.run("export", config, {"student": student_hash}, {"export": exported / "export.json"},
                    lambda path: run_command(export_command, path), reads=task.files_of(["test"]))
 
-    # 6. benchmark: the student as shipped beside its teacher
+    # 6. robustness: agreement with the teacher and the renaming flips, the shipped student beside its teacher
+    robust_file = None
+    settings = {} if robustness in (True, False) else dict(robustness)
+    if robustness is not False and teacher_dir is None:
+        from rich.console import Console
+
+        Console(stderr=True).print("[dim]stage robustness: skipped, there is no teacher folder to compare with[/dim]")
+    elif robustness is not False and task.format not in LANGUAGE_OF_FORMAT and "language" not in settings:
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[dim]stage robustness: skipped, the language of a {task.format!r} task "
+                                   "cannot be told (set robustness: {language: java} or c)[/dim]")
+    elif robustness is not False and any(is_graph_folder(read_metadata(f)) for f in (teacher_dir, student_dir)):
+        from rich.console import Console
+
+        Console(stderr=True).print("[dim]stage robustness: skipped, it does not measure data-flow folders yet[/dim]")
+    elif robustness is not False:
+        robust_file = output / "robustness.json"
+        config = {"transformations": [MORPH], "seeds": [0], **settings,
+                  "teacher": str(teacher_dir), "student": str(shipped), "data": str(task_file),
+                  "student_backend": "onnx-int8" if export is not False else "pytorch", "output": str(robust_file)}
+        upstream = {"shipped": hash_files(shipped, (".onnx", ".safetensors", ".json")), "teacher": teacher_hash}
+        stages.run("robustness", config, upstream, {"robustness": robust_file},
+                   lambda path: run_command(robustness_command, path), reads=task.files_of(["test"]))
+
+    # 7. benchmark: the student as shipped beside its teacher
     timing = output / "benchmark.json"
     backends = ["pytorch", "onnx-int8"] if export is not False else ["pytorch"]  # eager and shipped, both sides
     config = {"backends": backends, **(benchmark or {}), **({"teacher": str(teacher_dir)} if teacher_dir else {}),
@@ -277,7 +311,8 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
                lambda path: run_command(benchmark_command, path), reads=task.files_of(["test", "unlabelled"]))
 
     report = build_report(task, teacher_dir, teacher_metrics, student_dir, timing, stages.records,
-                          time.perf_counter() - started, exported / "export.json" if export is not False else None)
+                          time.perf_counter() - started, exported / "export.json" if export is not False else None,
+                          robust_file)
     if external:
         report["teacher"]["labels_from"] = str(external)
     if export is not False:  # the model card, now with the report's test-split figures

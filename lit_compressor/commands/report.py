@@ -14,7 +14,8 @@ COLLAPSE_SHARE = 0.99
 COLUMNS = (("accuracy", "accuracy", "{:.4f}"), ("accuracy_fp32", "accuracy (fp32 PyTorch)", "{:.4f}"),
            ("precision", "precision", "{:.4f}"), ("recall", "recall", "{:.4f}"), ("f1", "F1", "{:.4f}"),
            ("params", "params", "{:,}"), ("size_mb", "MB", "{:.2f}"), ("shipped_mb", "MB shipped", "{:.2f}"),
-           ("p50_ms", "p50 ms (PyTorch)", "{:.1f}"), ("shipped_p50_ms", "p50 ms (int8 ONNX)", "{:.1f}"))
+           ("p50_ms", "p50 ms (PyTorch)", "{:.1f}"), ("shipped_p50_ms", "p50 ms (int8 ONNX)", "{:.1f}"),
+           ("agreement_with_teacher", "agrees with teacher", "{:.1%}"), ("renaming_flips", "renaming flips", "{:,}"))
 SHIPPED = "onnx-int8"
 
 
@@ -44,11 +45,40 @@ def _timed(timing: dict[str, Any], role: str) -> dict[str, Any]:
             "name": (eager or shipped).get("name", role).rsplit(" (", 1)[0]}
 
 
+def robustness_cells(robustness: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per model of a robustness report: its clean agreement with the teacher and its flips under the report's
+    first transformation (in ``compress``: Morph's two renamings together)."""
+    first = robustness["transformed"][0] if robustness["transformed"] else None
+    cells: dict[str, dict[str, Any]] = {}
+    for name, clean in robustness["clean"].items():
+        cells[name] = {"agreement_with_teacher": clean.get("agreement_with_teacher")}
+        if first is not None:
+            cells[name].update(renaming_flips=first["models"][name]["flips"],
+                               renaming_flip_rate=first["models"][name]["flip_rate"])
+    return cells
+
+
+def robustness_figures(robust: dict[str, Any], source: Path) -> dict[str, Any]:
+    """The report's ``agreement`` (the student's with the teacher on the clean split) and ``robustness`` (each
+    transformation's flips of both models), as the model card lists them."""
+    figures: dict[str, Any] = {"robustness_file": str(source), "robustness_examples": robust["examples"],
+                               "robustness_backends": {name: robust[name]["backend"] for name in robust["clean"]}}
+    agreement = robust["clean"].get("student", {}).get("agreement_with_teacher")
+    if agreement is not None:
+        figures["agreement"] = {"with_teacher_on_test": agreement}
+    figures["robustness"] = {f"{row['transformation']} (seed {row['seed']})": {
+        **{f"{name}_flips": model["flips"] for name, model in row["models"].items()},
+        **{f"{name}_flip_rate": model["flip_rate"] for name, model in row["models"].items()}}
+        for row in robust["transformed"]}
+    return figures
+
+
 def build_report(task: TaskData, teacher_folder: Path | None, teacher_metrics: Path | None, student_folder: Path,
-                 benchmark_file: Path, records: list, wall_seconds: float, export_file: Path | None = None
-                 ) -> dict[str, Any]:
+                 benchmark_file: Path, records: list, wall_seconds: float, export_file: Path | None = None,
+                 robustness_file: Path | None = None) -> dict[str, Any]:
     """Teacher, student (as shipped) and any proxy teacher: test metrics, size, p50 in eager PyTorch and as
-    shipped; ratios like for like; stage times; collapse warnings.
+    shipped; ratios like for like; stage times; collapse warnings; with ``robustness_file``, the student's agreement
+    with the teacher and both models' prediction flips under the renaming the robustness stage measured.
 
     The student's scores are the shipped model's (int8 ONNX, from ``export.json``, on the test examples the export
     checked: the whole test split in ``compress``); ``accuracy_fp32`` is its PyTorch model's on the same split.
@@ -73,6 +103,12 @@ def build_report(task: TaskData, teacher_folder: Path | None, teacher_metrics: P
         export = json.loads(export_file.read_text())
         if export.get("shipped_scores"):
             rows["student"].update(export["shipped_scores"], accuracy_source=f"int8 ONNX on {export['check_inputs']}")
+    robust = None
+    if robustness_file is not None and robustness_file.is_file():
+        robust = json.loads(robustness_file.read_text())
+        for name, cells in robustness_cells(robust).items():
+            rows[name].update(cells)
+        rows["teacher"].pop("agreement_with_teacher")  # the teacher is the reference: no agreement of its own
     rows["teacher"].pop("accuracy_fp32")  # the teacher's accuracy is its PyTorch model's: one column says it
     if timing.get("proxy"):
         rows["proxy"] = {"params": next(s["parameters"] for s in timing["systems"] if s.get("role") == "proxy"),
@@ -85,8 +121,9 @@ def build_report(task: TaskData, teacher_folder: Path | None, teacher_metrics: P
         "times_smaller": teacher["size_mb"] / student["size_mb"],
         "like_for_like": timing.get("ratios", []),
     }
-    return {"task": task.to_dict(), **rows, "student_over_teacher": ratio, "warnings": warnings,
-            "wall_seconds": round(wall_seconds, 1), "stages": [asdict(r) for r in records],
+    extra = robustness_figures(robust, robustness_file) if robust is not None else {}
+    return {"task": task.to_dict(), **rows, "student_over_teacher": ratio, **extra,
+            "warnings": warnings, "wall_seconds": round(wall_seconds, 1), "stages": [asdict(r) for r in records],
             "timing": timing["environment"]}
 
 
@@ -106,7 +143,17 @@ def summary(report: dict[str, Any]) -> str:
     if speeds:
         text += "; p50 at batch 1 on this CPU, runtime against the same runtime: " + ", ".join(
             f"{r['times_faster_p50']:.1f}x vs {r['reference']} ({r['student_backend']})" for r in speeds)
-    return text + "."
+    text += "."
+    if report.get("robustness_file"):
+        student, teacher = report["student"], report["teacher"]
+        text += (f" On the {report['robustness_examples']:,} test examples the student "
+                 f"({report['robustness_backends']['student']}) agrees with the teacher on "
+                 f"{student['agreement_with_teacher']:.1%}")
+        if report["robustness"]:
+            text += (f"; {next(iter(report['robustness']))} flips {student['renaming_flips']:,} of the student's "
+                     f"predictions and {teacher['renaming_flips']:,} of the teacher's")
+        text += "."
+    return text
 
 
 def disk_note(report: dict[str, Any]) -> str:

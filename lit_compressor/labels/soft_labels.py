@@ -36,6 +36,19 @@ def function_key(code: str) -> str:
 
 
 @dataclass
+class TransformedCopies:
+    """The teacher's view of a transformed copy of cached functions (robust distillation): ``label`` with
+    ``transformed`` writes them, the student's function batches draw them (``augment.transformed``)."""
+
+    of: torch.Tensor
+    """``[F]``: the copy of each cached function, a row of ``vectors``; -1 where it has none."""
+    vectors: torch.Tensor  # [V, H]
+    codes: list[str]
+    transformations: list[str]
+    """Which transformation made each copy."""
+
+
+@dataclass
 class TeacherFunctions:
     """The teacher's pooled vector of each unique function, and the head that turns vectors into logits."""
 
@@ -44,9 +57,18 @@ class TeacherFunctions:
     head: dict[str, torch.Tensor]  # ClassificationHead weights: dense.*, out_proj.*
     num_inputs: int
     pair_head: str = "concat"
+    copies: TransformedCopies | None = None
 
     def rows(self) -> dict[str, int]:
         return {key: row for row, key in enumerate(self.keys)}
+
+    def with_copies(self) -> TeacherFunctions:
+        """The cache with its transformed copies as rows ``F + v`` (keys: the copies' function keys)."""
+        if self.copies is None:
+            return self
+        return TeacherFunctions(self.keys + [function_key(code) for code in self.copies.codes],
+                                torch.cat([self.vectors, self.copies.vectors.to(self.vectors.dtype)]), self.head,
+                                self.num_inputs, self.pair_head)
 
     def classifier(self) -> ClassificationHead:
         """The teacher's head as a module (eval mode, no gradients)."""
@@ -85,6 +107,11 @@ def save_soft_labels(path: str | Path, labels: SoftLabels) -> Path:
                         pair_head=functions.pair_head, teacher_hidden=str(functions.vectors.shape[1]))
         tensors["function_vectors"] = functions.vectors.half().contiguous()
         tensors.update({f"head.{k}": v.float().contiguous() for k, v in functions.head.items()})
+        if functions.copies is not None:
+            copies = functions.copies
+            tensors.update(copy_of=copies.of.long().contiguous(), copy_vectors=copies.vectors.half().contiguous())
+            metadata.update(copy_codes=json.dumps(copies.codes),
+                            copy_transformations=json.dumps(copies.transformations))
     with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata=metadata)
     for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a run killed mid-write
@@ -103,6 +130,11 @@ def load_soft_labels(path: str | Path) -> SoftLabels:
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}
         ids = json.loads(metadata.pop("ids"))
         keys = json.loads(metadata.pop("function_keys")) if "function_vectors" in tensors else None
+        copies = None
+        if "copy_vectors" in tensors:
+            copies = TransformedCopies(tensors["copy_of"], tensors["copy_vectors"],
+                                       json.loads(metadata.pop("copy_codes")),
+                                       json.loads(metadata.pop("copy_transformations")))
     except Exception as error:  # a truncated or foreign file
         raise UserError(f"not a soft-label file ({error}).", path, "Delete it and label again.") from None
     if keys is not None and metadata.get("format") != FORMAT:
@@ -115,7 +147,7 @@ def load_soft_labels(path: str | Path) -> SoftLabels:
     if keys is not None:
         head = {name[len("head."):]: value for name, value in tensors.items() if name.startswith("head.")}
         functions = TeacherFunctions(keys, tensors["function_vectors"], head, int(metadata["num_inputs"]),
-                                     metadata.get("pair_head", "concat"))
+                                     metadata.get("pair_head", "concat"), copies)
     return SoftLabels(ids, logits, metadata, functions)
 
 

@@ -14,6 +14,9 @@ Two ways to train on them (``mode``):
   cached function once as an anchor) costs a fraction of an epoch of pairs and sees many more pairs.
   For a single-function task each function of the batch is one example, labelled by the teacher's head:
   an epoch is every cached function (the labelled split's too when ``label`` cached them).
+  With ``transformed`` (robust distillation), each function of a group is, with that chance, its transformed
+  copy (renamed, with dead code, ...) that ``label --transformed`` cached with the teacher's vector of it: the
+  student learns the teacher's own view of edited code, and so the teacher's invariances.
 
 What epoch ``e`` serves depends only on ``(seed, e)``: every DDP rank builds the same list and its
 sampler takes its own share.
@@ -46,6 +49,8 @@ class Augmentation:
     """``neighbours``: a partner is one of the anchor's this many nearest functions."""
     group_size: int = 4
     """``functions`` mode: functions per group (an anchor and ``group_size - 1`` of its neighbours)."""
+    transformed: float = 0.0
+    """``functions`` mode: the chance that a function of a group is its cached transformed copy (0: never)."""
     seed: int = 0
 
     @property
@@ -132,7 +137,8 @@ class FunctionGroup:
 
 
 class EpochFunctions(EpochDraws):
-    """``functions`` mode: every cached function once a epoch as an anchor, in groups with its neighbours."""
+    """``functions`` mode: every cached function once a epoch as an anchor, in groups with its neighbours; a row
+    ``F + v`` (F cached functions) is the transformed copy ``v``."""
 
     def __init__(self, functions: TeacherFunctions, settings: Augmentation):
         super().__init__(functions, settings,
@@ -150,7 +156,13 @@ class EpochFunctions(EpochDraws):
             partners = self.neighbours[anchors[:, None], picks]
         else:
             partners = torch.randint(count, (count, others), generator=generator)
-        self.groups = [FunctionGroup((a, *p)) for a, p in zip(anchors.tolist(), partners.tolist(), strict=True)]
+        rows = torch.cat([anchors[:, None], partners], dim=1)
+        copies = self.functions.copies
+        if self.settings.transformed > 0 and copies is not None:  # a copy is row F + its index
+            copy = copies.of[rows]
+            swap = (torch.rand(rows.shape, generator=generator) < self.settings.transformed) & (copy >= 0)
+            rows = torch.where(swap, count + copy, rows)
+        self.groups = [FunctionGroup(tuple(group)) for group in rows.tolist()]
 
     def __len__(self) -> int:
         return len(self.functions.keys)

@@ -89,6 +89,7 @@ class DistillationDataModule(CodeDataModule):
         self._function_rows: dict[str, int] = {}
         self._train_data: EpochPairs | EpochFunctions | None = None
         self._codes: list[str] = []  # the function cache's code, by row
+        self._cache = None  # the function cache with its transformed copies (rows F + v)
         self._teacher_encoder: CodeEncoder | GraphCodeEncoder | None = None
         if student is not None:
             self._check(student)
@@ -100,6 +101,9 @@ class DistillationDataModule(CodeDataModule):
         if self.augment.enabled and not student.teacher_logits:
             raise UserError("augment reads the soft-label file's function cache.", "data.init_args.augment",
                             "Use targets: cached with a soft_labels file, or remove `augment`.")
+        if self.augment.transformed > 0 and self.augment.mode != "functions":
+            raise UserError("augment.transformed draws transformed copies into batches of functions.",
+                            "data.init_args.augment", "Use mode: functions, or set transformed to 0.")
         trains_in_functions = self.function_batches is not None and self.function_batches.size is not None
         if self.augment.enabled and trains_in_functions:
             raise UserError("function_batches and augment both say what an epoch trains on.",
@@ -158,11 +162,18 @@ class DistillationDataModule(CodeDataModule):
         self.labels, self._rows = labels, labels.lookup()
         if labels.functions is not None:
             self._function_rows = labels.functions.rows()
+        if self.augment.transformed > 0 and labels.functions.copies is None:
+            raise UserError("augment.transformed needs transformed copies in the soft-label file.", self.soft_labels,
+                            "Label with `transformed` (e.g. label: {transformed: [rename_method+rename_parameters, "
+                            "rename_locals, dead_code, swap_comparisons]}), or set augment.transformed to 0.")
         if self.augment.enabled:
             splits = labels.metadata.get("functions_from", "unlabelled").split(",")
             cached = examples + [e for split in splits if split != "unlabelled" for e in self.split(split)]
             codes = {function_key(code): code for example in cached for code in example.codes}
             self._codes = [codes[key] for key in labels.functions.keys]
+            if labels.functions.copies is not None:
+                self._codes += labels.functions.copies.codes  # rows F + v: the transformed copies
+            self._cache = labels.functions.with_copies()
             self._train_data = (EpochFunctions(labels.functions, self.augment) if self.augment.mode == "functions"
                                 else EpochPairs(examples, labels.functions, codes, self.augment))
 
@@ -208,7 +219,7 @@ class DistillationDataModule(CodeDataModule):
     def collate_functions(self, groups: list[FunctionGroup]) -> dict:
         """A batch of ``functions`` mode: each function once, and every ordered pair of them as ``pair_index``
         (a single-function task: each function), with the teacher's head's logits of each."""
-        functions = self.labels.functions
+        functions = self._cache
         rows = list(dict.fromkeys(row for group in groups for row in group.rows))
         batch = self.encoder.encode_codes([[self._codes[row]] for row in rows])
         pairs = all_pairs(len(rows)) if self.task.num_inputs == 2 else torch.arange(len(rows))[:, None]

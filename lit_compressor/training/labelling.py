@@ -10,10 +10,13 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 
 from lit_compressor.core.errors import UserError
 from lit_compressor.data.readers import Example
+from lit_compressor.labels.copies import Copy
 from lit_compressor.labels.soft_labels import (
     SoftLabels,
     TeacherFunctions,
+    TransformedCopies,
     example_rows,
+    function_key,
     gather_predictions,
     save_soft_labels,
 )
@@ -74,9 +77,10 @@ class SoftLabelWriter(BasePredictionWriter):
     applies the teacher's own head to each example's functions and writes logits and function cache."""
 
     def __init__(self, output: str | Path, examples: list[Example], functions: list[Example],
-                 metadata: dict[str, str]):
+                 metadata: dict[str, str], copies: list[Copy] | None = None):
         super().__init__(write_interval="batch")
         self.output, self.examples, self.functions, self.metadata = Path(output), examples, functions, metadata
+        self.copies = copies or []  # transformed copies of the functions, predicted after them
         self._keys: list[str] = []
         self._vectors: list[torch.Tensor] = []
 
@@ -92,11 +96,13 @@ class SoftLabelWriter(BasePredictionWriter):
             dist.all_gather_object(parts, local)
         if trainer.is_global_zero:
             order = [function.id for function in self.functions]
+            copy_keys = [function_key(c.copy) for c in self.copies]
             keys, vectors = gather_predictions([k for part_keys, _ in parts for k in part_keys],
-                                               [rows for _, rows in parts], order)
+                                               [rows for _, rows in parts], order + copy_keys)
+            keys = keys[:len(order)]
             model = pl_module.model
-            functions = TeacherFunctions(keys, vectors.float(), dict(model.classifier.state_dict()),
-                                         model.num_inputs, model.pair_head)
+            functions = TeacherFunctions(keys, vectors[:len(order)].float(), dict(model.classifier.state_dict()),
+                                         model.num_inputs, model.pair_head, self._copies(keys, vectors[len(order):]))
             logits = functions.logits(example_rows(self.examples, functions))
             passes = {"function_passes": str(len({code for e in self.examples for code in e.codes})),
                       "example_passes": str(sum(len(e.codes) for e in self.examples))}
@@ -104,3 +110,13 @@ class SoftLabelWriter(BasePredictionWriter):
                                                      {**self.metadata, **passes}, functions))
         trainer.strategy.barrier()
         self._keys, self._vectors = [], []
+
+    def _copies(self, keys: list[str], vectors: torch.Tensor) -> TransformedCopies | None:
+        if not self.copies:
+            return None
+        of = torch.full((len(keys),), -1, dtype=torch.long)
+        rows = {key: row for row, key in enumerate(keys)}
+        for index, copy in enumerate(self.copies):
+            of[rows[function_key(copy.code)]] = index
+        return TransformedCopies(of, vectors.float(), [c.copy for c in self.copies],
+                                 [c.transformation for c in self.copies])

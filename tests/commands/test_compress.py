@@ -33,7 +33,7 @@ def test_compress_runs_every_stage_then_skips_them(tiny_bert, tmp_path):
                  "student/model.safetensors", "student/tokenizer.json", "export/shipped/model.int8.onnx", "report.md",
                  "benchmark.json"):
         assert (run / path).exists(), path
-    names = ["teacher", "teacher_test", "label", "search", "student", "export", "benchmark"]
+    names = ["teacher", "teacher_test", "label", "search", "student", "export", "robustness", "benchmark"]
     assert [s["name"] for s in report["stages"]] == names
     assert not any(s["skipped"] for s in report["stages"])
     stage_seconds = [s["seconds"] for s in report["stages"]]  # each rounded to 0.1 s
@@ -56,6 +56,27 @@ def test_compress_runs_every_stage_then_skips_them(tiny_bert, tmp_path):
     assert report["teacher"]["prediction_counts"] in ([32, 0], [0, 32])
     assert report["warnings"][0].startswith("the teacher predicts class")
     assert report["warnings"][0] in (run / "report.md").read_text()
+    # the robustness stage: Morph's two renamings, the shipped int8 student against the teacher on all 32 pairs
+    robust = json.loads((run / "robustness.json").read_text())
+    assert robust["transformations"] == ["rename_method+rename_parameters"] and robust["examples"] == 32
+    assert robust["student"]["backend"] == "onnx-int8"
+    assert robust["clean"]["student"]["accuracy"] == student["accuracy"]  # the export's own int8 check, same split
+    assert robust["clean"]["teacher"]["accuracy"] == report["teacher"]["accuracy"]  # teacher_test's, same split
+    collapsed_class = report["teacher"]["prediction_counts"].index(32)
+    assert student["agreement_with_teacher"] == student["prediction_counts"][collapsed_class] / 32
+    flips = robust["transformed"][0]["models"]
+    assert student["renaming_flips"] == flips["student"]["flips"] <= robust["transformed"][0]["examples_changed"]
+    assert report["teacher"]["renaming_flips"] == flips["teacher"]["flips"]
+    assert "agreement_with_teacher" not in report["teacher"]
+    table = (run / "report.md").read_text()
+    assert "| agrees with teacher | renaming flips |" in table.splitlines()[2]
+    assert (f"agrees with the teacher on {student['agreement_with_teacher']:.1%}; rename_method+rename_parameters "
+            f"(seed 0) flips {student['renaming_flips']} of the student's") in table
+    assert report["agreement"] == {"with_teacher_on_test": student["agreement_with_teacher"]}  # the model card's
+    assert report["robustness"] == {"rename_method+rename_parameters (seed 0)": {
+        "teacher_flips": report["teacher"]["renaming_flips"], "student_flips": student["renaming_flips"],
+        "teacher_flip_rate": report["teacher"]["renaming_flips"] / 32,
+        "student_flip_rate": student["renaming_flips"] / 32}}
 
     # the run keeps no checkpoints (the stages' folders hold the models), and says what each stage keeps on disk
     assert not list(run.rglob("*.ckpt"))
@@ -92,7 +113,7 @@ def test_compress_runs_every_stage_then_skips_them(tiny_bert, tmp_path):
 def test_a_stage_reruns_exactly_when_a_data_file_it_reads_changes(tiny_bert, tmp_path):
     """Data enter each stage's key by content: touching a file re-runs nothing, editing the test split re-runs
     exactly the stages that read it (the teacher's test, the student — it is tested after its fit —, the
-    export's checks, the benchmark), never the teacher's fit or the labels."""
+    export's checks, the robustness stage, the benchmark), never the teacher's fit or the labels."""
     from tiny_tasks import make_tiny_task
 
     data = make_tiny_task(tmp_path / "data")
@@ -106,7 +127,8 @@ def test_a_stage_reruns_exactly_when_a_data_file_it_reads_changes(tiny_bert, tmp
     def ran(report) -> list[str]:
         return [s["name"] for s in report["stages"] if not s["skipped"]]
 
-    assert ran(compress(**settings)) == ["teacher", "teacher_test", "label", "student", "export", "benchmark"]
+    assert ran(compress(**settings)) == ["teacher", "teacher_test", "label", "student", "export", "robustness",
+                                         "benchmark"]
     assert ran(compress(**settings)) == []
     test_file = data / "test.txt"
     text = test_file.read_text()
@@ -114,7 +136,7 @@ def test_a_stage_reruns_exactly_when_a_data_file_it_reads_changes(tiny_bert, tmp
     assert ran(compress(**settings)) == []
     first = text.splitlines()[0].split("\t")
     test_file.write_text("\n".join(["\t".join([*first[:2], str(1 - int(first[2]))]), *text.splitlines()[1:]]) + "\n")
-    assert ran(compress(**settings)) == ["teacher_test", "student", "export", "benchmark"]
+    assert ran(compress(**settings)) == ["teacher_test", "student", "export", "robustness", "benchmark"]
     assert ran(compress(**settings)) == []
 
 
@@ -125,7 +147,10 @@ def test_compress_with_a_given_teacher_tests_it_on_this_task(tiny_bert, tmp_path
     task = TaskData(data_dir=str(SAMPLE), limit={"labelled": 8, "unlabelled": 32, "valid": 16, "test": 24})
     report = compress(task=task, output=tmp_path / "run", block_size=64, teacher_folder=str(tmp_path / "teacher"),
                       architecture=None, student=STUDENT, export=False, benchmark={"samples": 2})
-    assert [s["name"] for s in report["stages"]] == ["teacher_test", "label", "student", "benchmark"]
+    assert [s["name"] for s in report["stages"]] == ["teacher_test", "label", "student", "robustness", "benchmark"]
+    robust = json.loads((tmp_path / "run" / "robustness.json").read_text())
+    assert robust["student"] == {"folder": str(tmp_path / "run" / "student"), "backend": "pytorch"}  # not exported
+    assert robust["clean"]["student"]["accuracy"] == pytest.approx(report["student"]["accuracy"], abs=1e-7)  # fp32
     evaluated = json.loads((tmp_path / "run" / "teacher_test" / "metrics.json").read_text())
     assert report["teacher"]["accuracy"] == evaluated["accuracy"] and sum(evaluated["prediction_counts"]) == 24
     assert not (tmp_path / "teacher" / "metrics.json").exists()  # the given folder is left as it was
@@ -198,6 +223,8 @@ def test_own_jsonl_data_runs_end_to_end(tiny_roberta, tmp_path):
     assert sum(report["student"]["prediction_counts"]) == 16  # the shipped model's scores: on the 16 it checked
     assert report["student"]["accuracy_source"].startswith("int8 ONNX on 16 test examples")
     assert (tmp_path / "run/report.md").is_file()
+    # the language of a jsonl task cannot be told: the robustness stage is skipped (robustness: {language: c} runs it)
+    assert "robustness" not in [s["name"] for s in report["stages"]] and "agreement" not in report
 
 
 def test_collapse_warning_names_the_class_the_share_and_the_causes():
