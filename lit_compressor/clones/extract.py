@@ -12,7 +12,7 @@ the first error's line (a file whose every function is broken yields nothing).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +20,7 @@ import tree_sitter
 
 from lit_compressor.clones.tokens import leaf_tokens
 from lit_compressor.core.errors import UserError
-from lit_compressor.data.parsing import get_parser
+from lit_compressor.data.parsing import get_parser, iter_nodes
 
 EXTENSIONS = {".java": "java", ".c": "c", ".h": "c"}
 FUNCTION_NODES = {"java": ("method_declaration", "constructor_declaration", "compact_constructor_declaration"),
@@ -61,17 +61,8 @@ def parser_for(language: str) -> tree_sitter.Parser:
     return get_parser(language)
 
 
-def _walk(root: tree_sitter.Node) -> Iterator[tree_sitter.Node]:
-    """Every node, depth-first in source order, without recursion (deep trees cannot overflow)."""
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        yield node
-        stack.extend(reversed(node.children))
-
-
 def _first_error_line(root: tree_sitter.Node) -> int | None:
-    for node in _walk(root):
+    for node in iter_nodes(root):
         if node.is_error or node.is_missing:
             return node.start_point[0] + 1
     return None
@@ -86,7 +77,7 @@ def function_name(node: tree_sitter.Node, language: str) -> str:
     while declarator is not None and declarator.type != "function_declarator":
         declarator = declarator.child_by_field_name("declarator")
     target = declarator.child_by_field_name("declarator") if declarator is not None else None
-    for inner in _walk(target) if target is not None else ():
+    for inner in iter_nodes(target) if target is not None else ():
         if inner.type in ("identifier", "field_identifier"):
             return inner.text.decode("utf-8", "replace")
     return "<anonymous>"
@@ -107,7 +98,7 @@ def extract_functions(source: str, language: str, path: str = "<string>") -> Fil
     tree = parser_for(language).parse(data)
     error_line = _first_error_line(tree.root_node) if tree.root_node.has_error else None
     result = FileFunctions([], error_line, 0)
-    for node in _walk(tree.root_node):
+    for node in iter_nodes(tree.root_node):
         if node.type not in FUNCTION_NODES[language]:
             continue
         if node.has_error:

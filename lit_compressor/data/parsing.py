@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import tree_sitter
 
 from lit_compressor.core.errors import UserError
@@ -22,3 +24,13 @@ def get_parser(language: str) -> tree_sitter.Parser:
             raise UserError(f"no parser for language {language!r}.", fix=f"Use one of {', '.join(LANGUAGES)}.")
         _PARSERS[language] = tree_sitter.Parser(tree_sitter.Language(grammar.language()))
     return _PARSERS[language]
+
+
+def iter_nodes(node: tree_sitter.Node) -> Iterator[tree_sitter.Node]:
+    """Every node under ``node`` (itself included), depth-first in source order, without recursion (deep trees
+    cannot overflow the stack)."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(reversed(current.children))

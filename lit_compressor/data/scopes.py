@@ -11,13 +11,13 @@ entered; every word inside one is reported, so that a renaming can leave such a 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
 import tree_sitter
 
 from lit_compressor.data.names import words
+from lit_compressor.data.parsing import iter_nodes
 
 Kind = Literal["parameter", "local", "other"]
 FUNCTION_NODES = {"java": ("method_declaration", "constructor_declaration"), "c": ("function_definition",)}
@@ -50,15 +50,6 @@ class Resolution:
 
 def text(node: tree_sitter.Node) -> str:
     return node.text.decode("utf-8", errors="replace")
-
-
-def iter_nodes(node: tree_sitter.Node) -> Iterator[tree_sitter.Node]:
-    """Every node under ``node`` (itself included), in source order, without recursion."""
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        yield current
-        stack.extend(reversed(current.children))
 
 
 def function_node(root: tree_sitter.Node, language: str) -> tree_sitter.Node | None:

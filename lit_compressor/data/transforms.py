@@ -41,8 +41,8 @@ import tree_sitter
 
 from lit_compressor.core.errors import UserError
 from lit_compressor.data.names import fresh_names, words
-from lit_compressor.data.parsing import get_parser
-from lit_compressor.data.scopes import Resolution, declarator_name, function_node, iter_nodes, resolve
+from lit_compressor.data.parsing import get_parser, iter_nodes
+from lit_compressor.data.scopes import Resolution, declarator_name, function_node, resolve
 from lit_compressor.data.scopes import text as node_text
 
 TRANSFORMATIONS = ("rename_method", "rename_parameters", "rename_locals", "dead_code", "swap_comparisons")

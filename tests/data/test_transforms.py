@@ -11,8 +11,8 @@ from conftest import SHARED_DATA
 
 from lit_compressor.core.errors import UserError
 from lit_compressor.data.names import C_KEYWORDS, JAVA_KEYWORDS, words
-from lit_compressor.data.parsing import get_parser
-from lit_compressor.data.scopes import function_node, iter_nodes
+from lit_compressor.data.parsing import get_parser, iter_nodes
+from lit_compressor.data.scopes import function_node
 from lit_compressor.data.transforms import TRANSFORMATIONS, language_of, transform, transform_all
 
 JAVA = """int size(int n, List<String> items) {
