@@ -277,27 +277,21 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
                    lambda path: run_command(export_command, path), reads=task.files_of(["test"]))
 
     # 6. robustness: agreement with the teacher and the renaming flips, the shipped student beside its teacher
+    shipped_hash = hash_files(shipped, (".onnx", ".safetensors", ".json"))
     robust_file = None
     settings = {} if robustness in (True, False) else dict(robustness)
-    if robustness is not False and teacher_dir is None:
+    skipped_because = None if robustness is False else robustness_skip_reason(settings, task, teacher_dir,
+                                                                               student_dir)
+    if skipped_because is not None:
         from rich.console import Console
 
-        Console(stderr=True).print("[dim]stage robustness: skipped, there is no teacher folder to compare with[/dim]")
-    elif robustness is not False and task.format not in LANGUAGE_OF_FORMAT and "language" not in settings:
-        from rich.console import Console
-
-        Console(stderr=True).print(f"[dim]stage robustness: skipped, the language of a {task.format!r} task "
-                                   "cannot be told (set robustness: {language: java} or c)[/dim]")
-    elif robustness is not False and any(is_graph_folder(read_metadata(f)) for f in (teacher_dir, student_dir)):
-        from rich.console import Console
-
-        Console(stderr=True).print("[dim]stage robustness: skipped, it does not measure data-flow folders yet[/dim]")
+        Console(stderr=True).print(f"[dim]stage robustness: skipped, {skipped_because}[/dim]")
     elif robustness is not False:
         robust_file = output / "robustness.json"
         config = {"transformations": [MORPH], "seeds": [0], **settings,
                   "teacher": str(teacher_dir), "student": str(shipped), "data": str(task_file),
                   "student_backend": "onnx-int8" if export is not False else "pytorch", "output": str(robust_file)}
-        upstream = {"shipped": hash_files(shipped, (".onnx", ".safetensors", ".json")), "teacher": teacher_hash}
+        upstream = {"shipped": shipped_hash, "teacher": teacher_hash}
         stages.run("robustness", config, upstream, {"robustness": robust_file},
                    lambda path: run_command(robustness_command, path), reads=task.files_of(["test"]))
 
@@ -306,7 +300,7 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
     backends = ["pytorch", "onnx-int8"] if export is not False else ["pytorch"]  # eager and shipped, both sides
     config = {"backends": backends, **(benchmark or {}), **({"teacher": str(teacher_dir)} if teacher_dir else {}),
               "model": str(shipped), "data": str(task_file), "output": str(timing)}
-    upstream = {"shipped": hash_files(shipped, (".onnx", ".safetensors", ".json")), "teacher": teacher_hash}
+    upstream = {"shipped": shipped_hash, "teacher": teacher_hash}
     stages.run("benchmark", config, upstream, {"benchmark": timing},  # the proxy tokenizer reads the unlabelled code
                lambda path: run_command(benchmark_command, path), reads=task.files_of(["test", "unlabelled"]))
 
@@ -339,6 +333,18 @@ def test_teacher(stages: Stages, output: Path, teacher_dir: Path, teacher_hash: 
     teacher_metrics = evaluation / "metrics.json"
     warn_if_collapsed("teacher", teacher_metrics)
     return teacher_metrics
+
+
+def robustness_skip_reason(settings: dict[str, Any], task: TaskData, teacher_dir: Path | None,
+                           student_dir: Path) -> str | None:
+    """Why the robustness stage cannot run on this run, or ``None`` when it can."""
+    if teacher_dir is None:
+        return "there is no teacher folder to compare with"
+    if task.format not in LANGUAGE_OF_FORMAT and "language" not in settings:
+        return f"the language of a {task.format!r} task cannot be told (set robustness: {{language: java}} or c)"
+    if any(is_graph_folder(read_metadata(folder)) for folder in (teacher_dir, student_dir)):
+        return "it does not measure data-flow folders yet"
+    return None
 
 
 def drop_checkpoints(run_dir: Path) -> None:
