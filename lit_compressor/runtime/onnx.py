@@ -8,6 +8,7 @@ so a student and a teacher are timed through the same chain.
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import warnings
 from pathlib import Path
@@ -98,8 +99,6 @@ def share_weights(graphs: list[Path], data_file: str, minimum_bytes: int = 1024)
     (ONNX external data), so that a pair student's int8 classifier and its int8 encoder do not ship the encoder's
     weights twice. The graphs compute exactly what they did; each now needs ``data_file`` beside it.
     Returns the bytes stored once and the bytes the graphs no longer hold."""
-    import hashlib
-
     import onnx
 
     graphs = [Path(path) for path in graphs]
