@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from lightning.pytorch.cli import LightningCLI
@@ -54,9 +55,37 @@ class LitCompressorCLI(LightningCLI):
             self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best)
 
 
+TASK_OPTION = re.compile(r"--(data(?:\.init_args)?\.task)\.(\w+)$")
+NULLS = {"null", "none", "None"}
+
+
+def task_nulls_as_mappings(argv: list[str]) -> list[str]:
+    """``argv`` with ``--data.task.<field> null`` written as ``--data.task={<field>: null}``.
+
+    jsonargparse (4.53) refuses a ``null`` given to a field of a dataclass nested in a ``class_path`` section
+    (``NestedArg ... Expected a NoneType``), so ``--data.task.limit null`` (the whole split) would fail; the
+    mapping form sets the same field and keeps the task's other fields.
+    """
+    out: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        option, eq, value = arg.partition("=")
+        match = TASK_OPTION.match(option)
+        if match and not eq:
+            value = next(args, "")
+            if value not in NULLS:
+                out += [arg, value]
+                continue
+        if match and value in NULLS:
+            out.append(f"--{match[1]}={{{match[2]}: null}}")
+        else:
+            out.append(arg)
+    return out
+
+
 def run_lightning_cli(argv: list[str]) -> LitCompressorCLI:
     return LitCompressorCLI(ClassifierModule, CodeDataModule, subclass_mode_model=True, subclass_mode_data=True,
-                            args=argv, save_config_kwargs={"overwrite": True})
+                            args=task_nulls_as_mappings(argv), save_config_kwargs={"overwrite": True})
 
 
 CLASS_KEYS = ("class_path", "init_args", "dict_kwargs")

@@ -85,3 +85,18 @@ def test_shipped_architecture_fits_3mb_where_the_compress_configs_use_it():
              for n, block, head in ((2, 128, "interaction"), (1, 256, "concat"))]
     assert [pairs.params, single.params] == built == [707_074, 674_306]
     assert max(pairs.size_mb, single.size_mb) <= 3.0
+
+
+@pytest.mark.parametrize("option", [["--data.task.limit", "null"], ["--data.task.limit=none"],
+                                    ["--data.init_args.task.limit", "None"]])
+def test_a_null_task_field_on_the_command_line_clears_it_and_keeps_the_others(option: list[str], capsys):
+    from lit_compressor.training.cli import run_lightning_cli
+
+    path = CONFIGS / "bigclonebench" / "teacher.yaml"
+    assert yaml.safe_load(path.read_text())["data"]["task"]["limit"]  # the config limits the splits
+    with pytest.raises(SystemExit) as done:
+        run_lightning_cli(["fit", "--config", str(path), "--data.task.seed", "7", *option, "--print_config"])
+    assert done.value.code in (0, None), capsys.readouterr().err
+    task = yaml.safe_load(capsys.readouterr().out)["data"]["init_args"]["task"]
+    assert task["limit"] is None
+    assert (task["seed"], task["data_dir"]) == (7, "../shared/data/bigclonebench")

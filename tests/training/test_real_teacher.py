@@ -14,7 +14,7 @@ from conftest import ROOT, SAMPLE
 def test_minilm_teacher_learns_clone_detection(tmp_path):
     """The run recorded in docs/benchmarks.md (test accuracy 0.817 on 590 balanced pairs): about 6 minutes."""
     command = [sys.executable, "-m", "lit_compressor", "fit", "--config", "configs/bigclonebench/teacher.yaml",
-               "--data.task.data_dir", str(SAMPLE), "--data.task.limit={}", "--data.block_size", "128",
+               "--data.task.data_dir", str(SAMPLE), "--data.task.limit", "null", "--data.block_size", "128",
                "--trainer.max_epochs", "2", "--trainer.default_root_dir", str(tmp_path / "logs"),
                "--model.init_args.output_dir", str(tmp_path / "teacher"), "--trainer.enable_progress_bar", "false"]
     subprocess.run(command, cwd=ROOT, check=True, capture_output=True, timeout=1800)
