@@ -8,6 +8,14 @@ budget: ``epochs`` epochs of at most ``train_batches`` batches of the unlabelled
 soft labels are unchanged, so the cached soft labels serve every unit). A unit's accuracy is its best
 validation accuracy.
 
+Each unit also measures its own **prediction flips** (Morph's metamorphic test, no teacher pass): its best
+weights predict the valid split it scored, once clean and once with Morph's two renamings applied (method,
+then parameter renaming, seed 0; :func:`~lit_compressor.runtime.robustness.transform_split`); ``flip_rate`` is
+the share of valid examples whose predicted class changes, and ``flips`` their count. A task whose language
+cannot be told (a ``jsonl`` task) gets ``flip_rate: null`` and the reason. Results written before flips
+were measured have no ``flip_rate``: they still load, and the search predicts flips only when every sample has
+one.
+
 Every unit is cached: ``DIR/samples/<i>-<key>/result.json`` (key: a hash of the unit's complete config
 and of the soft-label file). A finished unit is never run again; a unit killed mid-way (no
 ``result.json``) is run again from its start — seeded, so it ends as it would have.
@@ -23,14 +31,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+
 from lit_compressor.core.configs import deep_merge, resolve_stage, with_checkpoint_folder, write_yaml
 from lit_compressor.core.errors import UserError
 from lit_compressor.core.files import atomic_write_json
 from lit_compressor.core.fingerprint import hash_files, hash_json
+from lit_compressor.data.readers import Example
+from lit_compressor.data.transforms import LANGUAGE_OF_FORMAT
+from lit_compressor.runtime.robustness import MORPH, Predict, transform_split
 from lit_compressor.search.space import Genome, SearchSpace
 from lit_compressor.training.cli import run_lightning_cli, with_settings
 
 RESULT = "result.json"
+FLIP_SEED = 0
+"""The renamings' seed: the same new names for every unit, so their flip rates compare."""
 
 
 def student_fit_config(fit: str | Path | dict[str, Any] | None) -> dict[str, Any]:
@@ -63,20 +79,58 @@ def unit_config(fit: dict[str, Any], genome: Genome, space: SearchSpace, epochs:
     return config
 
 
-def run_unit(config_path: Path) -> float:
-    """Fit one unit in this process; its best validation accuracy."""
+def run_unit(config_path: Path) -> tuple[float, dict[str, Any]]:
+    """Fit one unit in this process; its best validation accuracy, and the flips of its best weights."""
     cli = run_lightning_cli(["fit", "--config", str(config_path)])
     if cli.trainer.interrupted:
         raise UserError("a sampled distillation was interrupted.", config_path, "Run the search again: it resumes.")
-    score = cli.trainer.checkpoint_callback.best_model_score
-    if score is None:
+    callback = cli.trainer.checkpoint_callback
+    if callback.best_model_score is None:
         raise RuntimeError(f"{config_path}: the unit logged no val/accuracy")
-    return float(score)
+    module, data = cli.model, cli.datamodule
+    if data.task.format not in LANGUAGE_OF_FORMAT:
+        return float(callback.best_model_score), {
+            "flip_rate": None, "flips_skipped": f"the language of a {data.task.format!r} task cannot be told"}
+    if callback.best_model_path:  # the weights that scored best, not the last epoch's
+        best = torch.load(callback.best_model_path, map_location="cpu", weights_only=False)["state_dict"]
+        missing, unexpected = module.load_state_dict(best, strict=False)
+        if unexpected or any(not key.startswith("teacher.") for key in missing):
+            raise RuntimeError(f"{callback.best_model_path}: not the unit's weights ({missing}, {unexpected})")
+    predict = module_predictor(module.cpu(), data.collate, data.eval_batch_size)
+    return float(callback.best_model_score), measure_flips(predict, data.split("valid"),
+                                                           LANGUAGE_OF_FORMAT[data.task.format])
+
+
+def module_predictor(module: torch.nn.Module, collate, batch_size: int) -> Predict:
+    """The predicted class of each example by a classifier module, batches built as its validation builds them."""
+
+    def predict(examples: list[Example]) -> np.ndarray:
+        module.eval()
+        out = [np.zeros(0, dtype=int)]
+        with torch.inference_mode():
+            for start in range(0, len(examples), batch_size):
+                out.append(module(collate(examples[start:start + batch_size])).argmax(-1).numpy())
+        return np.concatenate(out)
+
+    return predict
+
+
+def measure_flips(predict: Predict, examples: list[Example], language: str) -> dict[str, Any]:
+    """``flip_rate``: the share of ``examples`` whose predicted class changes under Morph's two renamings
+    (``flips`` of ``flip_examples``), and the wall seconds it took."""
+    started = time.perf_counter()
+    clean = predict(examples)
+    renamed = predict(transform_split(examples, language, MORPH, FLIP_SEED).examples)
+    flips = int((clean != renamed).sum())
+    return {"flip_rate": flips / len(examples) if examples else None, "flips": flips,
+            "flip_examples": len(examples), "flip_transformation": MORPH, "flip_seed": FLIP_SEED,
+            "flip_seconds": round(time.perf_counter() - started, 1)}
 
 
 def distil(genomes: list[Genome], space: SearchSpace, fit: str | dict[str, Any] | None, epochs: int,
            train_batches: int | None, output: Path, on_done: Callable[[int], None] | None = None) -> list[dict]:
-    """Each genome's unit result (``genome``, ``accuracy``, ``seconds``), running the units not yet done."""
+    """Each genome's unit result (``genome``, ``accuracy``, ``flip_rate``, ``seconds``...), running the units not
+    yet done."""
     base = student_fit_config(fit)
     soft_labels = base.get("data", {}).get("init_args", {}).get("soft_labels")
     labels = hash_files(Path(soft_labels)) if soft_labels and Path(soft_labels).exists() else None
@@ -99,9 +153,9 @@ def _run(genome: Genome, config: dict[str, Any], folder: Path) -> dict:
         shutil.rmtree(folder)
     path = write_yaml(folder / "fit.yaml", copy.deepcopy(config))
     started = time.perf_counter()
-    accuracy = run_unit(path)
-    result = {"genome": list(genome), "accuracy": accuracy, "seconds": round(time.perf_counter() - started, 1),
-              "config": str(path)}
+    accuracy, flips = run_unit(path)
+    result = {"genome": list(genome), "accuracy": accuracy, **flips,
+              "seconds": round(time.perf_counter() - started, 1), "config": str(path)}
     shutil.rmtree(folder / "checkpoints", ignore_errors=True)
     atomic_write_json(folder / RESULT, result)
     return result
