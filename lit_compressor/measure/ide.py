@@ -21,7 +21,7 @@ from rich.progress import Progress
 from lit_compressor.core.errors import UserError
 from lit_compressor.search.cost import cost, size_of
 from lit_compressor.search.latency_model import FEATURES, LatencyModel, Timing, fit, median
-from lit_compressor.search.predictor import AccuracyPredictor, Scaler
+from lit_compressor.search.predictor import AccuracyPredictor, FlipPredictor, Scaler
 from lit_compressor.search.space import Genome, SearchSpace
 
 MAX_DRAWS = 200_000
@@ -184,8 +184,17 @@ def latency_model(space: SearchSpace, settings: LatencySettings, task, tokenizer
 def accuracy_predictor(space: SearchSpace, settings: PredictorSettings, output: Path, seed: int,
                        accept: Callable[[Genome], bool], progress: Progress | None = None
                        ) -> tuple[AccuracyPredictor, dict]:
-    """Distil ``samples`` spread-out genomes within the budgets (cached units) and fit the predictor (a
-    ``progress`` bar counts them)."""
+    """The accuracy predictor of :func:`predictors` and its report."""
+    accuracy, _, report = predictors(space, settings, output, seed, accept, progress)
+    return accuracy, report
+
+
+def predictors(space: SearchSpace, settings: PredictorSettings, output: Path, seed: int,
+               accept: Callable[[Genome], bool], progress: Progress | None = None
+               ) -> tuple[AccuracyPredictor, FlipPredictor | None, dict]:
+    """Distil ``samples`` spread-out genomes within the budgets (cached units) and fit the accuracy predictor,
+    and the flip predictor when every fitted sample measured its flip rate (None otherwise: results written
+    before flips were measured, or a task of unknown language). A ``progress`` bar counts the units."""
     if settings.samples < 3:
         raise UserError(f"the accuracy predictor needs at least 3 samples, got {settings.samples}.")
     from lit_compressor.measure.distillation import distil
@@ -211,9 +220,28 @@ def accuracy_predictor(space: SearchSpace, settings: PredictorSettings, output: 
                               "samples": [_sample(space, r, prediction=p)
                                           for r, p in zip(unseen, check["predictions"], strict=True)]}
     report["epochs"], report["train_batches"] = settings.epochs, settings.train_batches
-    return predictor, report
+    flips = None
+    if all(r.get("flip_rate") is not None for r in fitted):
+        flips = FlipPredictor(space, [tuple(r["genome"]) for r in fitted], [r["flip_rate"] for r in fitted])
+        report["flips"] = {"fitted": True, **flips.report()}
+        for sample, loo in zip(report["samples"], report["flips"].pop("loo_predictions"), strict=True):
+            sample["loo_flip_prediction"] = loo
+        report["flips"]["measured"] = ("share of valid examples whose predicted class changes under "
+                                       f"{fitted[0].get('flip_transformation', 'the renamings')}")
+        if unseen and all(r.get("flip_rate") is not None for r in unseen):
+            check = flips.held_out([tuple(r["genome"]) for r in unseen], [r["flip_rate"] for r in unseen])
+            report["flips"]["held_out"] = {"kendall_tau": check["kendall_tau"],
+                                           "mean_abs_error": check["mean_abs_error"]}
+            for sample, prediction in zip(report["held_out"]["samples"], check["predictions"], strict=True):
+                sample["flip_prediction"] = prediction
+    else:
+        missing = sum(r.get("flip_rate") is None for r in fitted)
+        why = next((r["flips_skipped"] for r in fitted if "flips_skipped" in r), "sampled before flips were measured")
+        report["flips"] = {"fitted": False, "reason": f"{missing} of {len(fitted)} samples have no flip_rate ({why})"}
+    return predictor, flips, report
 
 
 def _sample(space: SearchSpace, result: dict, **prediction: float) -> dict:
+    flips = {"flip_rate": result["flip_rate"]} if result.get("flip_rate") is not None else {}
     return {**dict(zip(space.gene_names, result["genome"], strict=True)), "accuracy": result["accuracy"],
-            **prediction, "seconds": result["seconds"]}
+            **flips, **prediction, "seconds": result["seconds"]}

@@ -1,4 +1,5 @@
-"""The accuracy predictor: a Gaussian-process regressor from genes to the accuracy of a short distillation.
+"""The accuracy predictor: a Gaussian-process regressor from genes to the accuracy of a short distillation;
+and the flip predictor, a second one (same features and kernel) from genes to its prediction-flip rate.
 
 Features: every searched gene, on a log scale (layers, hidden, heads, FFN, vocabulary, block size,
 learning rate) or linear (dropout), scaled to [0, 1] by the space's allowed range (genes with one
@@ -127,47 +128,71 @@ def kendall_tau(a: list[float], b: list[float]) -> float:
 
 
 @dataclass
-class AccuracyPredictor:
-    """A fitted predictor, and how well it ranks unseen genomes (nested leave-one-out)."""
+class GenePredictor:
+    """A GP fitted to one measured quantity of the sampled genomes, and how well it ranks unseen genomes
+    (nested leave-one-out)."""
 
     space: SearchSpace
     genomes: list[Genome]
-    accuracies: list[float]
+    targets: list[float]
+
+    what = "a measured quantity"
 
     def __post_init__(self) -> None:
         if len(self.genomes) < 3:
-            raise ValueError("an accuracy predictor needs at least 3 measured genomes")
+            raise ValueError(f"a predictor of {self.what} needs at least 3 measured genomes")
         self.scaler = Scaler.of(self.space)
-        self.model = GaussianProcess([self.scaler(g) for g in self.genomes], self.accuracies)
+        self.model = GaussianProcess([self.scaler(g) for g in self.genomes], self.targets)
 
     def predict(self, genome: Genome) -> float:
         return self.model.predict([self.scaler(genome)])[0]
 
     def leave_one_out(self) -> list[float]:
-        """Each sample's accuracy predicted by a model (hyper-parameters included) fitted without it."""
+        """Each sample's value predicted by a model (hyper-parameters included) fitted without it."""
         predictions = []
         for i in range(len(self.genomes)):
             rest = [j for j in range(len(self.genomes)) if j != i]
-            model = GaussianProcess([self.scaler(self.genomes[j]) for j in rest], [self.accuracies[j] for j in rest])
+            model = GaussianProcess([self.scaler(self.genomes[j]) for j in rest], [self.targets[j] for j in rest])
             predictions.append(model.predict([self.scaler(self.genomes[i])])[0])
         return predictions
 
-    def held_out(self, genomes: list[Genome], accuracies: list[float]) -> dict:
+    def held_out(self, genomes: list[Genome], targets: list[float]) -> dict:
         """How well the fitted model ranks ``genomes`` it was not fitted on (a ValueError if one was fitted):
-        Kendall's τ-b of its predictions against their measured ``accuracies``, and the mean absolute error."""
+        Kendall's τ-b of its predictions against their measured ``targets``, and the mean absolute error."""
         seen = set(map(tuple, self.genomes))
         if overlap := [g for g in genomes if tuple(g) in seen]:
             raise ValueError(f"held-out genomes must be outside the fit set; fitted on {overlap}")
         predictions = [self.predict(tuple(g)) for g in genomes]
-        errors = [abs(p - a) for p, a in zip(predictions, accuracies, strict=True)]
-        return {"kendall_tau": kendall_tau(predictions, accuracies) if len(genomes) > 1 else None,
+        errors = [abs(p - a) for p, a in zip(predictions, targets, strict=True)]
+        return {"kendall_tau": kendall_tau(predictions, targets) if len(genomes) > 1 else None,
                 "mean_abs_error": sum(errors) / len(errors) if errors else None, "predictions": predictions}
 
     def report(self) -> dict:
         loo = self.leave_one_out()
-        errors = [abs(p - a) for p, a in zip(loo, self.accuracies, strict=True)]
+        errors = [abs(p - a) for p, a in zip(loo, self.targets, strict=True)]
         return {"kind": "gaussian process (linear + squared-exponential kernel on scaled genes)",
                 "features": self.scaler.names, "linear_weight": self.model.linear_weight,
                 "length_scale": self.model.length_scale, "noise": self.model.noise,
-                "loo_kendall_tau": kendall_tau(loo, self.accuracies),
+                "loo_kendall_tau": kendall_tau(loo, self.targets),
                 "loo_mean_abs_error": sum(errors) / len(errors), "loo_predictions": loo}
+
+
+class AccuracyPredictor(GenePredictor):
+    """The accuracy of a genome's short distillation (its best validation accuracy)."""
+
+    what = "accuracy"
+
+    @property
+    def accuracies(self) -> list[float]:
+        return self.targets
+
+
+class FlipPredictor(GenePredictor):
+    """The flip rate of a genome's short distillation: the share of valid examples whose predicted class
+    changes under Morph's two renamings (:mod:`~lit_compressor.measure.distillation`). Same features and
+    kernel as the accuracy predictor; a prediction below 0 is read as 0."""
+
+    what = "flip rate"
+
+    def predict(self, genome: Genome) -> float:
+        return max(0.0, super().predict(genome))
