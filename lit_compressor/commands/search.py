@@ -53,7 +53,7 @@ from lit_compressor.search.ga import (
     select_best,
 )
 from lit_compressor.search.latency_model import LatencyModel
-from lit_compressor.search.nsga import INFEASIBLE, WEIGHTS, Pick
+from lit_compressor.search.nsga import INFEASIBLE, Flips, Pick
 from lit_compressor.search.space import Genome, SearchSpace
 
 TARGET_TOLERANCE = 0.05
@@ -73,6 +73,22 @@ class SearchResult:
 
 def is_rank_zero() -> bool:
     return all(os.environ.get(name, "0") == "0" for name in ("RANK", "LOCAL_RANK"))
+
+
+def _check_flips(mode: str, flips: str, max_flip_rate: float | None, predictor: PredictorSettings | None) -> None:
+    if flips == "off":
+        if max_flip_rate is not None:
+            raise UserError(f"max_flip_rate={max_flip_rate} is set but flips is off.",
+                            fix="Set flips: constraint (or objective, to cap the pick), or remove max_flip_rate.")
+        return
+    if mode != "nsga2" or predictor is None:
+        raise UserError(f"flips: {flips} needs the NSGA-II search with an accuracy predictor (its sampled "
+                        "distillations measure the flips).", fix="Use mode: nsga2 with a predictor, or flips: off.")
+    if flips == "constraint" and max_flip_rate is None:
+        raise UserError("flips: constraint needs max_flip_rate (the highest predicted flip rate allowed).",
+                        fix="Set max_flip_rate, e.g. 0.05.")
+    if max_flip_rate is not None and not 0.0 <= max_flip_rate <= 1.0:
+        raise UserError(f"max_flip_rate is a share of examples, between 0 and 1; got {max_flip_rate}.")
 
 
 def _check(space: SearchSpace, mode: str, target_mb: float, population: int, generations: int, restarts: int,
@@ -120,7 +136,8 @@ def run_search(space: SearchSpace | None = None, target_mb: float = 3.0, mode: L
                plot: bool = True, cost_model: CostModel = "exact", operators: Operators = "local",
                latency: LatencySettings | None = None, predictor: PredictorSettings | None = None,
                task: TaskData | None = None, tokenizer_cache: Path = DEFAULT_TOKENIZER_CACHE,
-               latency_model: LatencyModel | None = None, progress: bool = True) -> SearchResult | None:
+               latency_model: LatencyModel | None = None, progress: bool = True, flips: Flips = "off",
+               max_flip_rate: float | None = None) -> SearchResult | None:
     """Search an architecture and write the output folder; see :func:`search` for the arguments.
 
     ``latency_model`` replaces measuring (tests, or a model fitted elsewhere).
@@ -130,6 +147,7 @@ def run_search(space: SearchSpace | None = None, target_mb: float = 3.0, mode: L
     space = space or SearchSpace()
     _check(space, mode, target_mb, population, generations, restarts, crossover_rate, size_kind, max_size_mb,
            cost_model, operators)
+    _check_flips(mode, flips, max_flip_rate, predictor)
     started = time.perf_counter()
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -141,6 +159,8 @@ def run_search(space: SearchSpace | None = None, target_mb: float = 3.0, mode: L
         **({"max_size_mb": max_size_mb, "max_latency_ms": max_latency_ms, "latency": asdict(latency),
             "predictor": asdict(predictor) if predictor else None,
             "task": task.to_dict() if task else None} if mode == "nsga2" else {}),
+        # only when on: a search without flips resumes from a checkpoint written before flips existed
+        **({"flips": flips, "max_flip_rate": max_flip_rate} if flips != "off" else {}),
         # a finished restart cannot be extended: only a single-restart search resumes to more generations
         "generations": generations if restarts > 1 else None}, default=str))
 
@@ -153,10 +173,12 @@ def run_search(space: SearchSpace | None = None, target_mb: float = 3.0, mode: L
             individual = define_type("CompressorGenome", (1.0,))
             evaluate, select = compressor_fitness(space, target_mb, size_kind, cost_model), select_best
         else:
-            individual = define_type("ParetoGenome", WEIGHTS)
-            evaluate, measured = _pareto_objectives(space, price, size_kind, max_size_mb, max_latency_ms, latency,
-                                                    predictor, task, tokenizer_cache, latency_model, seed, output,
-                                                    bars)
+            individual = define_type("ParetoFlipsGenome" if flips == "objective" else "ParetoGenome",
+                                     nsga.weights(flips))
+            evaluate, measured, flip_rate = _pareto_objectives(space, price, size_kind, max_size_mb, max_latency_ms,
+                                                               latency, predictor, task, tokenizer_cache,
+                                                               latency_model, seed, output, bars, flips,
+                                                               max_flip_rate)
             select = tools.selNSGA2
             result.update(measured)
         toolbox = make_toolbox(space, rng, individual, evaluate, select, crossover_rate, local_mutation, operators)
@@ -190,12 +212,13 @@ def run_search(space: SearchSpace | None = None, target_mb: float = 3.0, mode: L
                                 for ind in final]
     else:
         front = nsga.pareto_front(final)
-        best = nsga.pick(front, pick_rule, max_size_mb, max_latency_ms)
+        best = nsga.pick(front, pick_rule, max_size_mb, max_latency_ms, max_flip_rate, flip_rate)
         values = {tuple(ind): ind.fitness.values for ind in final}
-        chosen = _point(best, values[best], space, result)
-        result["pick"] = {"rule": pick_rule, "max_size_mb": max_size_mb, "max_latency_ms": max_latency_ms}
-        result["pareto_front"] = [_point(tuple(ind), ind.fitness.values, space, result) for ind in front]
-        result["population"] = [_point(tuple(ind), ind.fitness.values, space, result) for ind in final]
+        chosen = _point(best, values[best], space, result, flip_rate)
+        result["pick"] = {"rule": pick_rule, "max_size_mb": max_size_mb, "max_latency_ms": max_latency_ms,
+                          **({"flips": flips, "max_flip_rate": max_flip_rate} if flips != "off" else {})}
+        result["pareto_front"] = [_point(tuple(ind), ind.fitness.values, space, result, flip_rate) for ind in front]
+        result["population"] = [_point(tuple(ind), ind.fitness.values, space, result, flip_rate) for ind in final]
     result["best"] = chosen
     result["history"] = list(state.history)
     result["elapsed_s"] = round(time.perf_counter() - started, 3)
@@ -216,8 +239,11 @@ def run_search(space: SearchSpace | None = None, target_mb: float = 3.0, mode: L
 def _pareto_objectives(space: SearchSpace, price, size_kind: str, max_size_mb: float | None,
                        max_latency_ms: float | None, latency: LatencySettings, predictor: PredictorSettings | None,
                        task: TaskData | None, tokenizer_cache: Path, model: LatencyModel | None, seed: int,
-                       output: Path, progress: Progress) -> tuple[Callable, dict]:
-    """The NSGA-II evaluation (accuracy, latency, size; size-penalised) and what was measured for it."""
+                       output: Path, progress: Progress, flips: Flips = "off", max_flip_rate: float | None = None
+                       ) -> tuple[Callable, dict, Callable[[Genome], float] | None]:
+    """The NSGA-II evaluation (accuracy, latency, size, and the predicted flip rate with ``flips: objective``;
+    size-penalised, and flip-penalised with ``flips: constraint``), what was measured for it, and the predicted
+    flip rate (None without a flip predictor)."""
     measured: dict = {}
     accept = measurements.within_size(space, size_kind, max_size_mb)
     if model is None:
@@ -232,29 +258,47 @@ def _pareto_objectives(space: SearchSpace, price, size_kind: str, max_size_mb: f
             latency_cache[genome] = model.latency_ms(genome, space)
         return latency_cache[genome]
 
+    flip_rate = None
     if predictor is not None:
         fast = (lambda g: accept(g) and latency_ms(g) <= max_latency_ms) if max_latency_ms is not None else accept
-        fitted, measured["predictor"] = measurements.accuracy_predictor(space, predictor, output, seed, fast,
-                                                                        progress)
+        fitted, flip_model, measured["predictor"] = measurements.predictors(space, predictor, output, seed, fast,
+                                                                            progress)
         for sample in measured["predictor"]["samples"]:
             sample["latency_ms"] = latency_ms(tuple(sample[name] for name in space.gene_names))
         accuracy, measured["objective"] = fitted.predict, "predicted accuracy"
+        if flip_model is not None:
+            flip_cache: dict[Genome, float] = {}
+
+            def flip_rate(genome: Genome) -> float:
+                if genome not in flip_cache:
+                    flip_cache[genome] = flip_model.predict(genome)
+                return flip_cache[genome]
+        elif flips != "off":
+            raise UserError(f"flips: {flips} needs every sampled distillation's flip rate: "
+                            f"{measured['predictor']['flips']['reason']}.", output / "samples",
+                            "Remove the samples without flip_rate in their result.json (the search distils them "
+                            "again), or set flips: off.")
     else:
         accuracy, measured["objective"] = (lambda g: price(g).gflops), "GFLOPs (no predictor: a training-free proxy)"
-    evaluate = nsga.size_penalty(nsga.objectives(price, accuracy, latency_ms, size_kind), price, size_kind,
-                                 max_size_mb)
-    return evaluate, measured
+    evaluate = nsga.objectives(price, accuracy, latency_ms, size_kind, flip_rate if flips == "objective" else None)
+    if flips == "constraint":
+        evaluate = nsga.flip_penalty(evaluate, flip_rate, max_flip_rate)
+    evaluate = nsga.size_penalty(evaluate, price, size_kind, max_size_mb, flips)
+    return evaluate, measured, flip_rate
 
 
-def _point(genome: Genome, objectives: tuple[float, ...], space: SearchSpace, result: dict) -> dict:
-    accuracy, latency, size = objectives
+def _point(genome: Genome, objectives: tuple[float, ...], space: SearchSpace, result: dict,
+           flip_rate: Callable[[Genome], float] | None = None) -> dict:
+    accuracy, latency, size = objectives[:3]
     samples = {tuple(s[name] for name in space.gene_names): s["accuracy"]
                for s in result.get("predictor", {}).get("samples", [])}
     key = "predicted_accuracy" if "predictor" in result else "gflops_objective"
-    if latency >= INFEASIBLE[1]:  # over the size budget: DeltaPenalty's values, not the genome's
+    if latency >= INFEASIBLE[1]:  # over the size budget or the flip cap: DeltaPenalty's values, not the genome's
         return {**describe(genome, space), key: None, "latency_ms": None, "objective_size_mb": None,
                 "feasible": False}
     point = {**describe(genome, space), key: accuracy, "latency_ms": latency, "objective_size_mb": size}
+    if flip_rate is not None:
+        point["predicted_flip_rate"] = flip_rate(genome)
     if genome in samples:
         point["measured_accuracy"] = samples[genome]
     return point
@@ -312,7 +356,7 @@ def search(space: SearchSpace | None = None, target_mb: float = 3.0, mode: Liter
            latency: LatencySettings | None = None, predictor: PredictorSettings | None = None,
            task: TaskData | None = None, tokenizer_cache: Path = DEFAULT_TOKENIZER_CACHE,
            output: Path = Path("runs/search"), resume: bool = True, plot: bool = True,
-           teacher: str | None = None) -> dict | None:
+           teacher: str | None = None, flips: Flips = "off", max_flip_rate: float | None = None) -> dict | None:
     """Search a student architecture with Compressor's GA or NSGA-II, and write it to ``output``.
 
     Args:
@@ -344,6 +388,12 @@ def search(space: SearchSpace | None = None, target_mb: float = 3.0, mode: Liter
         teacher: A fine-tuned teacher folder: the student's family, pair head, inputs and labels are its
             (they replace the space's; ``space.inputs``, when set, is kept), so the search prices the student
             distillation will build.
+        flips: NSGA-II with a predictor: prediction flips under Morph's two renamings, predicted by a second
+            Gaussian process fitted to the sampled distillations' flip rates. ``off`` (default), ``objective``
+            (a fourth minimised objective) or ``constraint`` (genomes predicted over ``max_flip_rate`` are
+            infeasible).
+        max_flip_rate: The highest predicted flip rate (share of examples) allowed: the constraint's cap, and
+            with ``objective`` a cap on the pick.
     """
     if teacher is not None:
         space = with_teacher_head(space or SearchSpace(), teacher)
@@ -351,7 +401,7 @@ def search(space: SearchSpace | None = None, target_mb: float = 3.0, mode: Liter
                         local_mutation, seed, size_kind, pick_rule=pick, max_size_mb=max_size_mb,
                         max_latency_ms=max_latency_ms, output=output, resume=resume, plot=plot,
                         cost_model=cost_model, operators=operators, latency=latency, predictor=predictor, task=task,
-                        tokenizer_cache=tokenizer_cache)
+                        tokenizer_cache=tokenizer_cache, flips=flips, max_flip_rate=max_flip_rate)
     if result is None:
         return None
     best = result.report["best"]
@@ -359,6 +409,8 @@ def search(space: SearchSpace | None = None, target_mb: float = 3.0, mode: Liter
     if mode == "nsga2":
         accuracy = best.get("predicted_accuracy")
         what = f"predicted accuracy {accuracy:.3f}, " if accuracy is not None else ""
+        if best.get("predicted_flip_rate") is not None:
+            what += f"predicted flip rate {best['predicted_flip_rate']:.4f}, "
         summary = (f"{what}{best['latency_ms']:.2f} ms p50 ({result.report['latency_model']['runtime']}), "
                    f"{best['size_mb']:.3f} MB fp32, {best['int8_mb']:.3f} MB int8")
     elif cost_model == "compressor":

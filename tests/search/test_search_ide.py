@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -222,6 +223,13 @@ def test_killed_ide_search_resumes_to_the_same_front(tmp_path):
     architecture = yaml.safe_load((out / "architecture.yaml").read_text())
     assert {"block_size", "lr"} <= architecture.keys() and architecture["block_size"] in (32, 64)
     assert set(report["best"]) >= {"predicted_accuracy", "latency_ms", "size_mb", "int8_mb", "lr"}
+    # each unit measured its flips under Morph's renamings: a flip predictor, and flips as a fourth objective
+    assert all(0 <= s["flip_rate"] <= 1 for s in report["predictor"]["samples"])
+    assert report["predictor"]["flips"]["fitted"] and -1 <= report["predictor"]["flips"]["loo_kendall_tau"] <= 1
+    shutil.copytree(out / "samples", tmp_path / "flips" / "samples")  # the same units: read back, not run again
+    flips = run_search(output=tmp_path / "flips", **{**settings, "flips": "objective"}).report
+    assert flips["predictor"]["samples"] == report["predictor"]["samples"]
+    assert "min_flip_rate" in flips["history"][-1] and flips["best"]["predicted_flip_rate"] >= 0
 
 
 def test_the_search_core_imports_no_deep_learning_library():
