@@ -93,22 +93,21 @@ def _best(reduce: Callable, objective: int, values: tuple[tuple[float, ...], ...
     return reduce(v[objective] for v in values)
 
 
-OBJECTIVE_STATISTICS = tools.Statistics(key=attrgetter("fitness.values"))
-OBJECTIVE_STATISTICS.register("max_accuracy", _best, max, 0)
-OBJECTIVE_STATISTICS.register("min_latency_ms", _best, min, 1)
-OBJECTIVE_STATISTICS.register("min_size_mb", _best, min, 2)
-FLIP_STATISTICS = tools.Statistics(key=attrgetter("fitness.values"))
-FLIP_STATISTICS.register("max_accuracy", _best, max, 0)
-FLIP_STATISTICS.register("min_latency_ms", _best, min, 1)
-FLIP_STATISTICS.register("min_size_mb", _best, min, 2)
-FLIP_STATISTICS.register("min_flip_rate", _best, min, 3)
+BEST = (("max_accuracy", max), ("min_latency_ms", min), ("min_size_mb", min), ("min_flip_rate", min))
+
+
+def objective_statistics(count: int) -> tools.Statistics:
+    """The best value of each of the first ``count`` objectives (three, or four with flips)."""
+    statistics = tools.Statistics(key=attrgetter("fitness.values"))
+    for index, (name, best) in enumerate(BEST[:count]):
+        statistics.register(name, _best, best, index)
+    return statistics
 
 
 def nsga_record(population: list) -> dict:
     """NSGA-II's generation record: the first front's size and each objective's best value."""
-    flips = bool(population) and len(population[0].fitness.values) == len(FLIP_WEIGHTS)
-    statistics = FLIP_STATISTICS if flips else OBJECTIVE_STATISTICS
-    return {"front_size": len(pareto_front(population)), **statistics.compile(population)}
+    count = len(population[0].fitness.values) if population else len(WEIGHTS)
+    return {"front_size": len(pareto_front(population)), **objective_statistics(count).compile(population)}
 
 
 def pick(front: list, rule: Pick = "max_accuracy", max_size_mb: float | None = None,
