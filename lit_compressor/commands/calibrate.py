@@ -22,6 +22,8 @@ from lit_compressor.data.task import load_task
 from lit_compressor.runtime.clone_graphs import ensure_clone_graphs
 from lit_compressor.runtime.folder import FULL, SHIPPED
 
+MIN_PAIRS = 20  # fewer labelled pairs than this fit nothing worth storing (compress skips the stage below it)
+
 
 def pair_scores(model: CloneModel, examples: list[Example]) -> tuple[np.ndarray, np.ndarray]:
     """What clone search reads of each pair: the mean of the head's two orders on the functions' vectors, and
@@ -44,9 +46,6 @@ def pair_scores(model: CloneModel, examples: list[Example]) -> tuple[np.ndarray,
 def cosine(u: np.ndarray, v: np.ndarray) -> float:
     u, v = u.astype(np.float64), v.astype(np.float64)
     return float(u @ v / (np.linalg.norm(u) * np.linalg.norm(v)))
-
-
-MIN_PAIRS = 20  # fewer labelled pairs than this fit nothing worth storing
 
 
 def calibrate(model: Path, data: str = "../shared/data/bigclonebench", split: Literal["valid", "labelled"] = "valid",
