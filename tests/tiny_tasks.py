@@ -28,8 +28,9 @@ class KillAtStep(Callback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def make_tiny_task(folder: Path, functions: int = 12, unlabelled: int = 24) -> Path:
-    """A BigCloneBench-format folder of real sample functions: 16 labelled, ``unlabelled``, 8 valid, 8 test pairs."""
+def make_tiny_task(folder: Path, functions: int = 12, unlabelled: int = 24, valid: int = 8) -> Path:
+    """A BigCloneBench-format folder of real sample functions: 16 labelled, ``unlabelled``, ``valid``, 8 test pairs
+    (``valid`` 24 needs 13 ``functions``: 78 pairs)."""
     folder.mkdir(parents=True, exist_ok=True)
     with (SAMPLE / "data.jsonl").open() as handle:
         records = [json.loads(line) for line, _ in zip(handle, range(functions), strict=False)]
@@ -40,8 +41,9 @@ def make_tiny_task(folder: Path, functions: int = 12, unlabelled: int = 24) -> P
     (folder / "label_train.txt").write_text("".join(f"{a}\t{b}\t{i % 2}\n" for i, (a, b) in enumerate(labelled)))
     (folder / "unlabel_train.txt").write_text("".join(f"{a}\t{b}\n" for a, b in rest[:unlabelled]))
     evaluation = rest[unlabelled:]
-    (folder / "valid.txt").write_text("".join(f"{a}\t{b}\t{i % 2}\n" for i, (a, b) in enumerate(evaluation[:8])))
-    (folder / "test.txt").write_text("".join(f"{a}\t{b}\t{i % 2}\n" for i, (a, b) in enumerate(evaluation[8:16])))
+    (folder / "valid.txt").write_text("".join(f"{a}\t{b}\t{i % 2}\n" for i, (a, b) in enumerate(evaluation[:valid])))
+    (folder / "test.txt").write_text("".join(f"{a}\t{b}\t{i % 2}\n"
+                                             for i, (a, b) in enumerate(evaluation[valid:valid + 8])))
     return folder
 
 

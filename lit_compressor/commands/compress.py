@@ -1,11 +1,12 @@
 """``lit-compressor compress``: the commands a user runs alone, composed, each skipped when current.
 
-    fit (teacher) -> label -> search -> fit (student) -> export -> robustness -> benchmark -> report
+    fit (teacher) -> label -> search -> fit (student) -> export -> calibrate -> robustness -> benchmark -> report
 
 A compress config names (or embeds) the stage configs — the very YAML files that ``fit``, ``label``,
-``search``, ``export`` and ``benchmark`` take — and adds only the settings that link the stages: the
-task, the block size, the output folder, the trainer's hardware and the seed. For each stage it writes
-the complete config it runs to ``output/stages/<stage>.yaml``, so any stage can be re-run by hand::
+``search``, ``export``, ``calibrate``, ``robustness`` and ``benchmark`` take — and adds only the settings
+that link the stages: the task, the block size, the output folder, the trainer's hardware and the seed. For
+each stage it writes the complete config it runs to ``output/stages/<stage>.yaml``, so any stage can be
+re-run by hand::
 
     lit-compressor fit --config runs/quickstart/stages/teacher.yaml
 
@@ -26,7 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lit_compressor.clones.calibration import CALIBRATION_FILE, DEFAULT_PRIOR
 from lit_compressor.commands.benchmark import benchmark as benchmark_command
+from lit_compressor.commands.calibrate import MIN_PAIRS
+from lit_compressor.commands.calibrate import calibrate as calibrate_command
 from lit_compressor.commands.export import card_from_report
 from lit_compressor.commands.export import export as export_command
 from lit_compressor.commands.label import label as label_command
@@ -40,10 +44,12 @@ from lit_compressor.core.fingerprint import hash_files, hash_json
 from lit_compressor.core.metadata import is_graph_folder, read_metadata
 from lit_compressor.data.task import TaskData
 from lit_compressor.data.transforms import LANGUAGE_OF_FORMAT
+from lit_compressor.runtime.folder import FULL, SHIPPED
 from lit_compressor.runtime.robustness import MORPH
 from lit_compressor.training.cli import run_lightning_cli, with_settings
 
 QUICKSTART = Path("configs/quickstart.yaml")
+MODEL_SUFFIXES = (".onnx", ".safetensors", ".json", ".bin")  # what a model folder's hash reads
 
 
 @dataclass
@@ -139,9 +145,9 @@ def run_fit(config: Path, checkpoints: Path, command: str = "fit") -> None:
 def compress(task: TaskData | None = None, block_size: int = 128, output: Path = Path("runs/compress"),
              teacher: Stage | None = None, teacher_folder: str | None = None, label: dict[str, Any] | None = None,
              search: Stage | None = None, architecture: str | None = None, student: Stage | None = None,
-             export: bool | dict[str, Any] = True, robustness: bool | dict[str, Any] = True,
-             benchmark: dict[str, Any] | None = None, trainer: dict[str, Any] | None = None,
-             seed: int = 42) -> dict[str, Any]:
+             export: bool | dict[str, Any] = True, calibrate: bool | dict[str, Any] = True,
+             robustness: bool | dict[str, Any] = True, benchmark: dict[str, Any] | None = None,
+             trainer: dict[str, Any] | None = None, seed: int = 42) -> dict[str, Any]:
     """Compress a teacher into a tiny student, stage by stage, and report both side by side.
 
     Run without ``--config``, it runs ``configs/quickstart.yaml`` (the quick start).
@@ -160,6 +166,10 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
         architecture: An ``architecture.yaml`` to use instead of searching (or the student config's own).
         student: The student's ``fit`` config (a DistillationModule).
         export: ``false``, or settings of the ``export`` stage (e.g. ``samples``).
+        calibrate: ``false``, or settings of the ``calibrate`` stage (``prior``: the default share of clone pairs
+            among a project's function pairs). For pair tasks it fits the exported student's clone scores to
+            probabilities on the valid split and writes ``calibration.json`` into ``export/shipped`` (int8
+            encoder) and ``export/full`` (fp32), the folders ``lit-compressor clones`` reads (docs/clones.md).
         robustness: ``false``, or settings of the ``robustness`` stage: the shipped student's agreement with the
             teacher on the test split and the prediction flips of both under Morph's two renamings (default
             ``transformations: [rename_method+rename_parameters]``; any of ``lit-compressor robustness``'s
@@ -184,6 +194,9 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
                         fix="Give `architecture` (an architecture.yaml), or the student config's own genes.")
     if student is None:
         raise UserError("compress needs a `student` fit config (a DistillationModule).")
+    if isinstance(calibrate, dict) and (unknown := sorted(set(calibrate) - {"prior"})):
+        raise UserError(f"unknown calibrate setting(s) {', '.join(map(repr, unknown))}.",
+                        fix="The calibrate stage takes `prior` (or `calibrate: false`).")
     output = Path(output)
     stages = Stages(output)
     hardware = {k: v for k, v in (trainer or {}).items()}
@@ -276,16 +289,28 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
         stages.run("export", config, {"student": student_hash}, {"export": exported / "export.json"},
                    lambda path: run_command(export_command, path), reads=task.files_of(["test"]))
 
-    # 6. robustness: agreement with the teacher and the renaming flips, the shipped student beside its teacher
-    shipped_hash = hash_files(shipped, (".onnx", ".safetensors", ".json"))
+    # 6. calibrate: clone probabilities for `clones`, fit on the valid split, in shipped/ (int8) and full/ (fp32)
+    calibration_files = None
+    settings = {} if calibrate in (True, False) else dict(calibrate)
+    skipped_because = None if calibrate is False else calibrate_skip_reason(task, export, student_dir)
+    if skipped_because is not None:
+        dim_note(f"stage calibrate: skipped, {skipped_because}")
+    elif calibrate is not False:
+        calibration_files = {sub: exported / sub / CALIBRATION_FILE for sub in (SHIPPED, FULL)}
+        config = {"prior": DEFAULT_PRIOR, **settings, "model": str(exported), "data": str(task_file), "split": "valid"}
+        # the export's graphs without the stage's own output: a re-export re-runs it, a calibration alone does not
+        upstream = {sub: hash_files(exported / sub, MODEL_SUFFIXES, (CALIBRATION_FILE,)) for sub in (SHIPPED, FULL)}
+        stages.run("calibrate", config, upstream, calibration_files, lambda path: run_command(calibrate_command, path),
+                   reads=[task_file, *task.files_of(["valid"])])
+
+    # 7. robustness: agreement with the teacher and the renaming flips, the shipped student beside its teacher
+    shipped_hash = hash_files(shipped, (".onnx", ".safetensors", ".json"), (CALIBRATION_FILE,))
     robust_file = None
     settings = {} if robustness in (True, False) else dict(robustness)
     skipped_because = None if robustness is False else robustness_skip_reason(settings, task, teacher_dir,
                                                                                student_dir)
     if skipped_because is not None:
-        from rich.console import Console
-
-        Console(stderr=True).print(f"[dim]stage robustness: skipped, {skipped_because}[/dim]")
+        dim_note(f"stage robustness: skipped, {skipped_because}")
     elif robustness is not False:
         robust_file = output / "robustness.json"
         config = {"transformations": [MORPH], "seeds": [0], **settings,
@@ -295,7 +320,7 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
         stages.run("robustness", config, upstream, {"robustness": robust_file},
                    lambda path: run_command(robustness_command, path), reads=task.files_of(["test"]))
 
-    # 7. benchmark: the student as shipped beside its teacher
+    # 8. benchmark: the student as shipped beside its teacher
     timing = output / "benchmark.json"
     backends = ["pytorch", "onnx-int8"] if export is not False else ["pytorch"]  # eager and shipped, both sides
     config = {"backends": backends, **(benchmark or {}), **({"teacher": str(teacher_dir)} if teacher_dir else {}),
@@ -306,7 +331,7 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
 
     report = build_report(task, teacher_dir, teacher_metrics, student_dir, timing, stages.records,
                           time.perf_counter() - started, exported / "export.json" if export is not False else None,
-                          robust_file)
+                          robust_file, calibration_files)
     if external:
         report["teacher"]["labels_from"] = str(external)
     if export is not False:  # the model card, now with the report's test-split figures
@@ -347,6 +372,29 @@ def robustness_skip_reason(settings: dict[str, Any], task: TaskData, teacher_dir
     return None
 
 
+def calibrate_skip_reason(task: TaskData, export: bool | dict[str, Any], student_dir: Path) -> str | None:
+    """Why the calibrate stage cannot run on this run, or ``None`` when it can."""
+    if task.num_inputs != 2:
+        return "a single-input task has no pair scores to calibrate"
+    if export is False:
+        return "there is no export to calibrate (export: false)"
+    if isinstance(export, dict) and export.get("onnx") is False:
+        return "the export has no ONNX graphs for clone search (export: {onnx: false})"
+    if is_graph_folder(read_metadata(student_dir)):
+        return "clone search does not read data-flow folders yet"
+    pairs = sum(example.label is not None for example in task.read("valid"))
+    if pairs < MIN_PAIRS:
+        return f"the valid split has {pairs} labelled pairs, too few to fit on (at least {MIN_PAIRS})"
+    return None
+
+
+def dim_note(text: str) -> None:
+    """One dim line on stderr (a stage skipped, and why)."""
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[dim]{text}[/dim]")
+
+
 def drop_checkpoints(run_dir: Path) -> None:
     """Once a training stage has written its folder, its checkpoints are redundant (the stage is skipped while
     current, and a changed config trains in a new run folder): keep only the logs."""
@@ -362,12 +410,20 @@ def tree_bytes(path: Path) -> int:
 
 def record_disk_footprint(output: Path, report: dict[str, Any]) -> None:
     """What the run leaves on disk: each stage's ``disk_bytes`` (the top-level entries of ``output`` holding its
-    outputs, and its training run folder ``runs/<stage>-*``) and the whole folder's (report.* aside)."""
+    outputs, and its training run folder ``runs/<stage>-*``) and the whole folder's (report.* aside). Output files
+    a stage writes inside an earlier stage's entry (calibrate's ``calibration.json`` in ``export/``) count for it,
+    not for the earlier one."""
+    owner: dict[Path, dict[str, Any]] = {}  # each top-level entry's first stage
     for stage in report["stages"]:
-        owned = {output / Path(path).relative_to(output).parts[0] for path in stage["outputs"].values()
-                 if Path(path).is_relative_to(output)}
-        owned |= set((output / "runs").glob(f"{stage['name']}-*"))
-        stage["disk_bytes"] = sum(tree_bytes(path) for path in owned)
+        outputs = [Path(path) for path in stage["outputs"].values() if Path(path).is_relative_to(output)]
+        entries = {output / path.relative_to(output).parts[0] for path in outputs}
+        entries |= set((output / "runs").glob(f"{stage['name']}-*"))
+        inside = [path for path in outputs if output / path.relative_to(output).parts[0] in owner]
+        stage["disk_bytes"] = sum(tree_bytes(path) for path in entries if path not in owner)
+        for path in inside:
+            stage["disk_bytes"] += tree_bytes(path)
+            owner[output / path.relative_to(output).parts[0]]["disk_bytes"] -= tree_bytes(path)
+        owner.update({path: stage for path in entries if path not in owner})
     report["disk_bytes"] = tree_bytes(output)
 
 

@@ -75,10 +75,12 @@ def robustness_figures(robust: dict[str, Any], source: Path) -> dict[str, Any]:
 
 def build_report(task: TaskData, teacher_folder: Path | None, teacher_metrics: Path | None, student_folder: Path,
                  benchmark_file: Path, records: list, wall_seconds: float, export_file: Path | None = None,
-                 robustness_file: Path | None = None) -> dict[str, Any]:
+                 robustness_file: Path | None = None, calibration_files: dict[str, Path] | None = None
+                 ) -> dict[str, Any]:
     """Teacher, student (as shipped) and any proxy teacher: test metrics, size, p50 in eager PyTorch and as
     shipped; ratios like for like; stage times; collapse warnings; with ``robustness_file``, the student's agreement
-    with the teacher and both models' prediction flips under the renaming the robustness stage measured.
+    with the teacher and both models' prediction flips under the renaming the robustness stage measured; with
+    ``calibration_files`` (``{folder: calibration.json}``), each clone-score calibration's fit.
 
     The student's scores are the shipped model's (int8 ONNX, from ``export.json``, on the test examples the export
     checked: the whole test split in ``compress``); ``accuracy_fp32`` is its PyTorch model's on the same split.
@@ -122,9 +124,22 @@ def build_report(task: TaskData, teacher_folder: Path | None, teacher_metrics: P
         "like_for_like": timing.get("ratios", []),
     }
     extra = robustness_figures(robust, robustness_file) if robust is not None else {}
+    if calibration_files:
+        extra["calibration"] = calibration_figures(calibration_files)
     return {"task": task.to_dict(), **rows, "student_over_teacher": ratio, **extra,
             "warnings": warnings, "wall_seconds": round(wall_seconds, 1), "stages": [asdict(r) for r in records],
             "timing": timing["environment"]}
+
+
+def calibration_figures(files: dict[str, Path]) -> dict[str, dict[str, Any]]:
+    """Per calibrated folder: the file, the encoder it scored with, and the fit's split, pairs, clones, AUC and
+    log-loss (raw score and calibrated), as ``calibrate`` stored them."""
+    figures = {}
+    for name, path in files.items():
+        fit = json.loads(path.read_text())["fit"]
+        figures[name] = {"file": str(path), **{k: fit.get(k) for k in (
+            "precision", "split", "pairs", "clones", "auc_calibrated", "log_loss_raw", "log_loss_calibrated")}}
+    return figures
 
 
 def _cell(value: Any, template: str) -> str:
@@ -153,6 +168,13 @@ def summary(report: dict[str, Any]) -> str:
             text += (f"; {next(iter(report['robustness']))} flips {student['renaming_flips']:,} of the student's "
                      f"predictions and {teacher['renaming_flips']:,} of the teacher's")
         text += "."
+    if report.get("calibration"):
+        fits = report["calibration"]
+        first = next(iter(fits.values()))
+        text += (f" Clone scores calibrated on {first['pairs']:,} {first['split']} pairs ({first['clones']:,} clones): "
+                 + ", ".join(f"{name}/ ({fit['precision']}) AUC {fit['auc_calibrated']:.4f}, log-loss "
+                             f"{fit['log_loss_raw']:.4f} raw -> {fit['log_loss_calibrated']:.4f}"
+                             for name, fit in fits.items()) + " (`calibration.json`, read by `lit-compressor clones`).")
     return text
 
 

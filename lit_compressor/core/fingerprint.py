@@ -26,10 +26,14 @@ def hash_json(*parts: Any) -> str:
     return hash_texts([json.dumps(parts, sort_keys=True, default=str)])
 
 
-def hash_files(path: str | Path, suffixes: tuple[str, ...] = (".safetensors", ".bin", ".json")) -> str:
-    """The hash of a file's bytes, or of the files with ``suffixes`` in a folder (a model's weights and config)."""
+def hash_files(path: str | Path, suffixes: tuple[str, ...] = (".safetensors", ".bin", ".json"),
+               exclude: tuple[str, ...] = ()) -> str:
+    """The hash of a file's bytes, or of the files with ``suffixes`` in a folder (a model's weights and config),
+    those named in ``exclude`` aside."""
     path = Path(path)
-    files = sorted(p for p in path.iterdir() if p.suffix in suffixes) if path.is_dir() else [path]
+    files = [path]
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix in suffixes and p.name not in exclude)
     digest = hashlib.sha256()
     for file in files:
         with file.open("rb") as handle:

@@ -163,6 +163,13 @@ def card_body(config: dict[str, Any], export_report: dict[str, Any], run_report:
     if num_inputs == 2:
         lines += ["Clone search over a project: `encoder.int8.onnx` embeds each function once, `head_prepare.onnx` "
                   "and `head.onnx` score one function against every cached vector (`lit-compressor clones`)."]
+        fit = ((run_report or {}).get("calibration") or {}).get("shipped")
+        if fit is not None:
+            lines += [f"`calibration.json` turns those scores into clone probabilities at a project's base rate "
+                      f"(Platt scaling fit on {fit['pairs']:,} {fit['split']} pairs with this folder's "
+                      f"{fit['precision']} encoder: AUC {number(fit['auc_calibrated'])}, log-loss "
+                      f"{number(fit['log_loss_raw'])} raw, {number(fit['log_loss_calibrated'])} calibrated), so that "
+                      "`clones --threshold` reads as a precision."]
     if any(name.startswith("weights") for name in shipped["files"]):
         lines += ["The classifier and encoder graphs keep their common weights once, in the `weights*.bin` file "
                   "beside them (ONNX external data): keep the files together."]

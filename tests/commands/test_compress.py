@@ -24,7 +24,7 @@ def teacher_config(folder) -> dict:
 
 
 def test_compress_runs_every_stage_then_skips_them(tiny_bert, tmp_path):
-    task = TaskData(data_dir=str(SAMPLE), limit={"labelled": 32, "unlabelled": 48, "valid": 16, "test": 32})
+    task = TaskData(data_dir=str(SAMPLE), limit={"labelled": 32, "unlabelled": 48, "valid": 24, "test": 32})
     settings = dict(task=task, output=tmp_path / "run", block_size=64, teacher=teacher_config(tiny_bert),
                     search=SEARCH, student=STUDENT, benchmark={"samples": 3})
     report = compress(**settings)
@@ -33,7 +33,8 @@ def test_compress_runs_every_stage_then_skips_them(tiny_bert, tmp_path):
                  "student/model.safetensors", "student/tokenizer.json", "export/shipped/model.int8.onnx", "report.md",
                  "benchmark.json"):
         assert (run / path).exists(), path
-    names = ["teacher", "teacher_test", "label", "search", "student", "export", "robustness", "benchmark"]
+    names = ["teacher", "teacher_test", "label", "search", "student", "export", "calibrate", "robustness",
+             "benchmark"]
     assert [s["name"] for s in report["stages"]] == names
     assert not any(s["skipped"] for s in report["stages"])
     stage_seconds = [s["seconds"] for s in report["stages"]]  # each rounded to 0.1 s
@@ -81,7 +82,10 @@ def test_compress_runs_every_stage_then_skips_them(tiny_bert, tmp_path):
     # the run keeps no checkpoints (the stages' folders hold the models), and says what each stage keeps on disk
     assert not list(run.rglob("*.ckpt"))
     disk = {s["name"]: s["disk_bytes"] for s in report["stages"]}
-    assert disk["export"] == sum(p.stat().st_size for p in (run / "export").rglob("*") if p.is_file())
+    calibrations = [run / "export" / sub / "calibration.json" for sub in ("shipped", "full")]
+    assert disk["calibrate"] == sum(p.stat().st_size for p in calibrations)  # its files in export/ count for it
+    assert disk["export"] + disk["calibrate"] == sum(p.stat().st_size for p in (run / "export").rglob("*")
+                                                     if p.is_file())
     assert disk["label"] == (run / "soft_labels.safetensors").stat().st_size
     assert sum(disk.values()) < report["disk_bytes"]  # plus stages/, task.yaml, the tokenizer cache
     # the model card carries the report's figures
@@ -96,6 +100,9 @@ def test_compress_runs_every_stage_then_skips_them(tiny_bert, tmp_path):
     p50 = saved["student"]["shipped_p50_ms"]
     assert f"as shipped (student (onnx-int8), tokenisation included): {p50:.2f} ms" in body
     assert f"## Accuracy on the test split ({sum(saved['student']['prediction_counts'])} examples)" in body
+    fit = saved["calibration"]["shipped"]
+    assert (fit["pairs"], fit["split"], fit["precision"]) == (24, "valid", "int8")
+    assert f"fit on 24 valid pairs with this folder's int8 encoder: AUC {fit['auc_calibrated']:.4f}" in body
 
     stamps = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file() and "report" not in p.name}
     again = compress(**settings)
@@ -113,10 +120,11 @@ def test_compress_runs_every_stage_then_skips_them(tiny_bert, tmp_path):
 def test_a_stage_reruns_exactly_when_a_data_file_it_reads_changes(tiny_bert, tmp_path):
     """Data enter each stage's key by content: touching a file re-runs nothing, editing the test split re-runs
     exactly the stages that read it (the teacher's test, the student — it is tested after its fit —, the
-    export's checks, the robustness stage, the benchmark), never the teacher's fit or the labels."""
+    export's checks, the robustness stage, the benchmark) and the calibration of the new export, never the teacher's
+    fit or the labels."""
     from tiny_tasks import make_tiny_task
 
-    data = make_tiny_task(tmp_path / "data")
+    data = make_tiny_task(tmp_path / "data", functions=13, valid=24)
     genes = tmp_path / "architecture.yaml"
     genes.write_text(yaml.safe_dump({"num_hidden_layers": 1, "hidden_size": 16, "num_attention_heads": 2,
                                      "intermediate_size": 32, "vocab_size": 300}))
@@ -127,8 +135,8 @@ def test_a_stage_reruns_exactly_when_a_data_file_it_reads_changes(tiny_bert, tmp
     def ran(report) -> list[str]:
         return [s["name"] for s in report["stages"] if not s["skipped"]]
 
-    assert ran(compress(**settings)) == ["teacher", "teacher_test", "label", "student", "export", "robustness",
-                                         "benchmark"]
+    assert ran(compress(**settings)) == ["teacher", "teacher_test", "label", "student", "export", "calibrate",
+                                         "robustness", "benchmark"]
     assert ran(compress(**settings)) == []
     test_file = data / "test.txt"
     text = test_file.read_text()
@@ -136,7 +144,8 @@ def test_a_stage_reruns_exactly_when_a_data_file_it_reads_changes(tiny_bert, tmp
     assert ran(compress(**settings)) == []
     first = text.splitlines()[0].split("\t")
     test_file.write_text("\n".join(["\t".join([*first[:2], str(1 - int(first[2]))]), *text.splitlines()[1:]]) + "\n")
-    assert ran(compress(**settings)) == ["teacher_test", "student", "export", "robustness", "benchmark"]
+    # a re-export deletes calibration.json: the calibrate stage (it reads the valid split alone) runs again
+    assert ran(compress(**settings)) == ["teacher_test", "student", "export", "calibrate", "robustness", "benchmark"]
     assert ran(compress(**settings)) == []
 
 
@@ -158,12 +167,12 @@ def test_compress_with_a_given_teacher_tests_it_on_this_task(tiny_bert, tmp_path
     assert report["student"]["params"] == 754_562 - (400 - 64) * 96  # the paper's genome, 64 positions fewer
 
 
-def test_compress_from_a_teachers_outputs_produced_elsewhere_runs_no_teacher(tiny_bert, tmp_path):
-    """``label: {from_file: ...}``: the released-predictions path (compress_paper_labels_cpu.yaml) on a tiny task:
-    hard labels -> a student in function batches of the unlabelled pair graph -> export -> benchmark."""
+def external_labels_settings(tmp_path, tiny_bert, **task_shape) -> dict:
+    """A compress run on a tiny task (``make_tiny_task(**task_shape)``) whose soft labels are a teacher's outputs
+    produced elsewhere (hard labels, smoothed): no teacher stage, a 1-layer student, export, benchmark."""
     from tiny_tasks import make_tiny_task
 
-    data = make_tiny_task(tmp_path / "data")
+    data = make_tiny_task(tmp_path / "data", **task_shape)
     pairs = [line.split("\t")[:2] for line in (data / "unlabel_train.txt").read_text().splitlines()]
     predictions = tmp_path / "preds.txt"
     predictions.write_text("".join(f"{a}\t{b}\t{i % 2}\n" for i, (a, b) in enumerate(pairs)))
@@ -173,13 +182,24 @@ def test_compress_from_a_teachers_outputs_produced_elsewhere_runs_no_teacher(tin
     student = {"config": "configs/bigclonebench/distill_paper_labels.yaml",
                "data": {"function_batches": {"size": 4, "eval_size": 8}},
                "trainer": {"max_epochs": 1, "accelerator": "cpu"}}
-    settings = dict(task=TaskData(data_dir=str(data)), output=tmp_path / "run", block_size=64,
-                    label={"from_file": str(predictions), "kind": "label", "smoothing": 0.1},
-                    architecture=str(genes), student=student, export={"samples": 4},
-                    benchmark={"samples": 2, "teacher": str(tiny_bert)})
+    return dict(task=TaskData(data_dir=str(data)), output=tmp_path / "run", block_size=64,
+                label={"from_file": str(predictions), "kind": "label", "smoothing": 0.1},
+                architecture=str(genes), student=student, export={"samples": 4},
+                benchmark={"samples": 2, "teacher": str(tiny_bert)})
+
+
+def test_compress_from_a_teachers_outputs_produced_elsewhere_runs_no_teacher(tiny_bert, tmp_path, capsys):
+    """``label: {from_file: ...}``: the released-predictions path (compress_paper_labels_cpu.yaml) on a tiny task:
+    hard labels -> a student in function batches of the unlabelled pair graph -> export -> benchmark."""
+    settings = external_labels_settings(tmp_path, tiny_bert)
+    predictions = tmp_path / "preds.txt"
     report = compress(**settings)
     run = tmp_path / "run"
     assert [s["name"] for s in report["stages"]] == ["label", "student", "export", "benchmark"]
+    # 8 valid pairs: too few to calibrate on, said in one line (the run goes on)
+    assert "stage calibrate: skipped, the valid split has 8 labelled pairs, too few to fit on (at least 20)" in (
+        " ".join(capsys.readouterr().err.split()))
+    assert not (run / "export/shipped/calibration.json").exists()
     assert not (run / "teacher").exists() and not (run / "teacher_test").exists()
     stage = yaml.safe_load((run / "stages/student.yaml").read_text())
     assert stage["data"]["init_args"]["function_batches"] == {"size": 4, "eval_size": 8}
@@ -196,7 +216,76 @@ def test_compress_from_a_teachers_outputs_produced_elsewhere_runs_no_teacher(tin
     assert all(s["skipped"] for s in compress(**settings)["stages"])
 
 
-def test_own_jsonl_data_runs_end_to_end(tiny_roberta, tmp_path):
+def test_compress_calibrates_a_pair_student_for_clones(tiny_bert, tmp_path, capsys):
+    """The calibrate stage (issue 24): ``calibration.json`` fit on the valid split in ``export/shipped`` (its int8
+    encoder) and ``export/full`` (fp32), read by ``clones`` without the "no calibration" warning; the stage's file
+    re-runs it by hand; a second run skips it; an unknown setting is refused before any stage runs."""
+    import math
+
+    from lit_compressor.clones.calibration import DEFAULT_PRIOR, Calibration
+    from lit_compressor.commands.clones import clones
+    from lit_compressor.core.errors import UserError
+
+    settings = external_labels_settings(tmp_path, tiny_bert, functions=13, valid=24)
+    with pytest.raises(UserError, match="unknown calibrate setting"):
+        compress(**settings, calibrate={"precision": "int8"})
+    assert not (tmp_path / "run" / "stages").exists()
+    report = compress(**settings)
+    run = tmp_path / "run"
+    assert [s["name"] for s in report["stages"]] == ["label", "student", "export", "calibrate", "benchmark"]
+    stage = yaml.safe_load((run / "stages/calibrate.yaml").read_text())
+    assert stage == {"prior": DEFAULT_PRIOR, "model": str(run / "export"), "data": str(run / "task.yaml"),
+                     "split": "valid"}
+    fits = {}
+    for sub, precision in (("shipped", "int8"), ("full", "fp32")):
+        fitted = Calibration.load(run / "export" / sub)
+        assert fitted is not None and fitted.prior == DEFAULT_PRIOR and fitted.valid_prior == 0.5  # 12 of 24 clones
+        assert all(math.isfinite(w) for w in (fitted.slope, fitted.closeness_slope, fitted.intercept))
+        assert (fitted.fit["split"], fitted.fit["pairs"], fitted.fit["precision"]) == ("valid", 24, precision)
+        assert report["calibration"][sub] == {"file": str(run / "export" / sub / "calibration.json"),
+                                              **{k: fitted.fit[k] for k in ("precision", "split", "pairs", "clones",
+                                                                            "auc_calibrated", "log_loss_raw",
+                                                                            "log_loss_calibrated")}}
+        fits[sub] = fitted
+    assert fits["shipped"].slope != fits["full"].slope  # each folder's own encoder was scored
+    summary = (run / "report.md").read_text()
+    assert "Clone scores calibrated on 24 valid pairs (12 clones): shipped/ (int8) AUC" in summary
+
+    # clones reads it, with no warning: every pair's probability at the stored prior, the calibrated default threshold
+    project = tmp_path / "project"
+    project.mkdir()
+    codes = [json.loads(line)["func"] for line in (tmp_path / "data/data.jsonl").read_text().splitlines()]
+    for i, code in enumerate(codes):
+        (project / f"F{i}.java").write_text(f"class F{i} {{\n{code}\n}}\n")
+    capsys.readouterr()
+    for sub in ("shipped", "full"):
+        found = clones(run / "export" / sub, project, index=tmp_path / f"index-{sub}", threshold=0.0, min_tokens=0,
+                       per_function=None, copies=False, show=0)
+        assert "no calibration" not in capsys.readouterr().out
+        assert found["prior"] == DEFAULT_PRIOR and found["precision"] == fits[sub].fit["precision"]
+        assert len(found["pairs"]) == found["functions"] * (found["functions"] - 1) // 2 > 0
+        for pair in found["pairs"][:5]:
+            expected = float(fits[sub].probability(pair["score"], pair["similarity"]))
+            assert pair["probability"] == pytest.approx(expected, abs=1e-12)
+
+    default = clones(run / "export", project, index=tmp_path / "index-shipped", show=0)  # the export: shipped/
+    assert default["threshold"] == 0.05 and default["calibration"]["slope"] == fits["shipped"].slope
+    assert default["index_update"]["embedded"] == 0 and "no calibration" not in capsys.readouterr().out
+    # the stage's file re-runs it by hand: the same fits
+    from lit_compressor.commands.cli import run_function_command
+
+    again = run_function_command("calibrate", ["--config", str(run / "stages/calibrate.yaml")])
+    assert {sub: fit["slope"] for sub, fit in again.items()} == pytest.approx(
+        {sub: fitted.slope for sub, fitted in fits.items()}, abs=1e-9)
+    # a second run finds the stage current, though calibration.json now sits in the folders it hashes
+    stamps = {p: p.stat().st_mtime_ns for p in (run / "export").rglob("calibration.json")}
+    rerun = compress(**settings)
+    assert {s["name"]: s["skipped"] for s in rerun["stages"]}["calibrate"] is True
+    assert all(s["skipped"] for s in rerun["stages"])
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps and len(stamps) == 2
+
+
+def test_own_jsonl_data_runs_end_to_end(tiny_roberta, tmp_path, capsys):
     """A vulnerability data set with its own field names and file names, through every stage."""
     data = tmp_path / "mydata"
     data.mkdir()
@@ -225,6 +314,11 @@ def test_own_jsonl_data_runs_end_to_end(tiny_roberta, tmp_path):
     assert (tmp_path / "run/report.md").is_file()
     # the language of a jsonl task cannot be told: the robustness stage is skipped (robustness: {language: c} runs it)
     assert "robustness" not in [s["name"] for s in report["stages"]] and "agreement" not in report
+    # one function at a time: no pair scores, so no calibrate stage, said in one line
+    assert "calibrate" not in [s["name"] for s in report["stages"]] and "calibration" not in report
+    assert "stage calibrate: skipped, a single-input task has no pair scores to calibrate" in " ".join(
+        capsys.readouterr().err.split())
+    assert not list((tmp_path / "run/export").rglob("calibration.json"))
 
 
 def test_collapse_warning_names_the_class_the_share_and_the_causes():
