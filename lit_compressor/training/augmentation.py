@@ -51,6 +51,9 @@ class Augmentation:
     """``functions`` mode: functions per group (an anchor and ``group_size - 1`` of its neighbours)."""
     transformed: float = 0.0
     """``functions`` mode: the chance that a function of a group is its cached transformed copy (0: never)."""
+    copy_targets: Literal["copy", "original"] = "copy"
+    """What a drawn copy is taught: the teacher's view of the copy, or of the original function (the edit should
+    not change what the student reads: invariance, the teacher's own sensitivity left out)."""
     seed: int = 0
 
     @property

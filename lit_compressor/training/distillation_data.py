@@ -15,7 +15,14 @@ from lit_compressor.data.readers import Example
 from lit_compressor.data.task import TaskData, fingerprint
 from lit_compressor.graphcodebert.inputs import GraphCodeEncoder
 from lit_compressor.graphcodebert.student import DataFlowInputs
-from lit_compressor.labels.soft_labels import SoftLabels, check_matches, function_key, load_soft_labels, read_metadata
+from lit_compressor.labels.soft_labels import (
+    SoftLabels,
+    TeacherFunctions,
+    check_matches,
+    function_key,
+    load_soft_labels,
+    read_metadata,
+)
 from lit_compressor.nn.tokenization import CodeEncoder, train_student_tokenizer
 from lit_compressor.runtime.folder import load_folder
 from lit_compressor.training.augmentation import Augmentation, EpochFunctions, EpochPairs, FunctionGroup, all_pairs
@@ -174,6 +181,7 @@ class DistillationDataModule(CodeDataModule):
             if labels.functions.copies is not None:
                 self._codes += labels.functions.copies.codes  # rows F + v: the transformed copies
             self._cache = labels.functions.with_copies()
+            self._target_rows = target_rows(labels.functions, self.augment.copy_targets)
             self._train_data = (EpochFunctions(labels.functions, self.augment) if self.augment.mode == "functions"
                                 else EpochPairs(examples, labels.functions, codes, self.augment))
 
@@ -223,10 +231,21 @@ class DistillationDataModule(CodeDataModule):
         rows = list(dict.fromkeys(row for group in groups for row in group.rows))
         batch = self.encoder.encode_codes([[self._codes[row]] for row in rows])
         pairs = all_pairs(len(rows)) if self.task.num_inputs == 2 else torch.arange(len(rows))[:, None]
-        table = torch.tensor(rows)
+        table = self._target_rows[rows]
         batch.update(pair_index=pairs, ids=[functions.keys[row] for row in rows],
                      target_logits=functions.logits(table[pairs], self._train_data.classifier))
         if self._student.teacher_vectors:
             batch.update(target_vectors=functions.vectors[table].float(),
                          target_known=torch.ones(len(rows), dtype=torch.bool))
         return batch
+
+
+def target_rows(functions: TeacherFunctions, copy_targets: str) -> torch.Tensor:
+    """``[F + V]``: the cache row whose teacher vector each row is taught — itself, or for a transformed copy (row
+    ``F + v``) with ``copy_targets: original``, the function it was made from."""
+    count = len(functions.keys)
+    rows = torch.arange(count + (0 if functions.copies is None else len(functions.copies.codes)))
+    if copy_targets == "original" and functions.copies is not None:
+        has_copy = functions.copies.of >= 0
+        rows[count + functions.copies.of[has_copy]] = torch.arange(count)[has_copy]
+    return rows

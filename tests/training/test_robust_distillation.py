@@ -138,3 +138,31 @@ def test_transformed_needs_copies_and_batches_of_functions(labelled, tmp_path):
     with pytest.raises(UserError, match="draws transformed copies into batches of functions"):
         distillation(TINY, TASK, path, tokenizer_cache=tmp_path / "tok",
                      augment=Augmentation(pairs_per_epoch=8, transformed=0.5))
+
+
+def test_copies_can_be_taught_the_original_s_targets(labelled, tmp_path):
+    _, robust = labelled
+    path = save_soft_labels(tmp_path / "robust.safetensors", robust)
+    functions = robust.functions
+    count = len(functions.keys)
+    module, data = distillation(TINY, TASK, path, tokenizer_cache=tmp_path / "tok", representation={"weight": 1.0},
+                                augment=Augmentation(mode="functions", group_size=3, transformed=1.0, seed=1,
+                                                     copy_targets="original"))
+    data.setup("fit")
+    group = next(g for g in data.train_dataset().groups if any(row >= count for row in g.rows))
+    batch = data.train_collate([group])
+    copy = next(row - count for row in group.rows if row >= count)
+    original = int((functions.copies.of == copy).nonzero()[0, 0])
+    position = batch["ids"].index(function_key(functions.copies.codes[copy]))
+    expected = data.encoder.encode_codes([[functions.copies.codes[copy]]])["input_ids"][0]
+    assert torch.equal(batch["input_ids"][position], expected)  # the student still reads the copy's code
+    # ... and is taught the teacher's vector of the function the copy was made from
+    torch.testing.assert_close(batch["target_vectors"][position], functions.vectors[original].float())
+    assert not torch.allclose(functions.vectors[original].float(), functions.copies.vectors[copy].float())
+    first, second = batch["pair_index"][0].tolist()
+    rows = [int((functions.copies.of == row - count).nonzero()[0, 0]) if row >= count else row
+            for row in dict.fromkeys(group.rows)]
+    with torch.no_grad():
+        features = torch.cat([functions.vectors[rows[first]], functions.vectors[rows[second]]]).float()[None]
+        direct = functions.classifier()(pair_features(features, 2, functions.pair_head))
+    torch.testing.assert_close(batch["target_logits"][0], direct[0])
