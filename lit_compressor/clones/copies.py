@@ -45,13 +45,13 @@ class CopyMatch:
     covered: float  # share of the smaller function's tokens mapped onto the other's
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Stream:
     """One file's outermost functions' tokens in source order, and where each function lies in them."""
 
-    text: list[str] = field(default_factory=list)  # one character per normalised token (joined when complete)
-    raws: list[str] = field(default_factory=list)  # the tokens as written
-    spans: list[tuple[int, int, int]] = field(default_factory=list)  # (function, start, end), end exclusive
+    text: str  # one character per normalised token
+    raws: list[str]  # the tokens as written
+    spans: list[tuple[int, int, int]]  # (function, start, end), end exclusive
 
 
 @dataclass
@@ -92,7 +92,10 @@ def _streams(functions: Sequence[SourceFunction], codes: dict[str, str]) -> list
         files[function.path].append(number)
     streams = []
     for numbers in files.values():
-        stream, frames = _Stream(), []
+        texts: list[str] = []
+        raws: list[str] = []
+        spans: list[tuple[int, int, int]] = []
+        frames: list[_Frame] = []
         for number in sorted(numbers, key=lambda n: (functions[n].start_line, -functions[n].end_line, n)):
             function = functions[number]
             text = _encode([normal for normal, _ in function.tokens], codes)
@@ -103,13 +106,12 @@ def _streams(functions: Sequence[SourceFunction], codes: dict[str, str]) -> list
                 start = frames[-1].start + at
                 frames[-1].cursor = at + len(text)
             else:  # outermost (or two functions on one line: the second follows the first)
-                start = len(stream.raws)
-                stream.text.append(text)
-                stream.raws += [raw for _, raw in function.tokens]
-            stream.spans.append((number, start, start + len(text)))
+                start = len(raws)
+                texts.append(text)
+                raws += [raw for _, raw in function.tokens]
+            spans.append((number, start, start + len(text)))
             frames.append(_Frame(function, start, text))
-        stream.text = ["".join(stream.text)]
-        streams.append(stream)
+        streams.append(_Stream("".join(texts), raws, spans))
     return streams
 
 
@@ -118,9 +120,8 @@ def _runs(streams: Sequence[_Stream], window: int) -> dict[tuple[int, int, int],
     in a. Stream a <= stream b; in one stream the offset is positive."""
     places: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for number, stream in enumerate(streams):
-        text = stream.text[0]
-        for start in range(len(text) - window + 1):
-            places[text[start:start + window]].append((number, start))
+        for start in range(len(stream.text) - window + 1):
+            places[stream.text[start:start + window]].append((number, start))
     starts: dict[tuple[int, int, int], list[int]] = defaultdict(list)
     for held in places.values():
         if 1 < len(held) <= MAX_PLACES:
@@ -140,13 +141,10 @@ def _runs(streams: Sequence[_Stream], window: int) -> dict[tuple[int, int, int],
 
 def _length(spans: list[tuple[int, int]]) -> int:
     """How many positions the (possibly overlapping) spans cover."""
-    total, reached = 0, None
+    total, reached = 0, 0
     for start, end in sorted(spans):
-        if reached is not None and start < reached:
-            start = reached
-        if end > start:
-            total += end - start
-            reached = end
+        total += max(0, end - max(start, reached))
+        reached = max(reached, end)
     return total
 
 
