@@ -162,6 +162,10 @@ class CloneIndex:
         """The rows of functions of at least ``min_tokens`` model tokens (the ones :meth:`pairs` compares)."""
         return np.nonzero(self._tokens >= min_tokens)[0]
 
+    def entry_tokens(self) -> np.ndarray:
+        """Each entry's model input length (its row's), in entry order: the minimum size reads it."""
+        return self._tokens[self._entry_rows]
+
     def pairs(self, threshold: float = 0.5, per_function: int | None = 10,
               on_row: Callable[[], None] | None = None, min_tokens: int = 0,
               calibration: Calibration | None = None, prior: float | None = None) -> list[ClonePair]:

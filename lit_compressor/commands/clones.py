@@ -84,10 +84,11 @@ def clones(model: Path, project: Path, index: Path | None = None, output: Path |
         threads: ONNX Runtime intra-op threads (default: all cores).
         report: Print clone ``classes`` (connected groups of reported pairs) or the ``pairs``; the JSON has both.
         show: How many of the best classes (or pairs) to print.
-        copies: Also report copies, as a copy detector finds them: pairs of functions sharing a run of at least
-            ``copy_tokens`` language tokens with identifiers and literals normalised (type 1: identical tokens,
-            type 2: renamed), whatever the model says; they join the same classes. ``false`` reports the
-            model's pairs only.
+        copies: Also report copies, as a copy detector finds them: pairs of functions (both of at least
+            ``min_tokens``) aligned by runs of at least ``copy_tokens`` language tokens, identifiers and literals
+            normalised, over each file's functions in source order, that map at least half of each function onto
+            the other (type 1: identical tokens, type 2: renamed), whatever the model says; they join the same
+            classes. ``false`` reports the model's pairs only.
         copy_tokens: The copy pass's minimum run, in language tokens (jscpd's default minimum is 50).
     """
     console = Console()
@@ -146,7 +147,8 @@ def clones(model: Path, project: Path, index: Path | None = None, output: Path |
     started = time.perf_counter()
     semantic = len(pairs)
     if copies:
-        matches = copy_matches(scan.functions, copy_tokens)
+        large = clone_index.entry_tokens() >= min_tokens  # copies obey the minimum size as the model's pairs do
+        matches = [m for m in copy_matches(scan.functions, copy_tokens) if large[m.first] and large[m.second]]
         pairs = with_copies(pairs, matches, clone_index.entries,
                             lambda a, b: clone_index.pair(a, b, calibration, prior))
     copies_s = time.perf_counter() - started

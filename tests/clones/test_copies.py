@@ -91,6 +91,68 @@ def test_functions_under_the_minimum_and_nested_ones_are_not_reported():
     assert [f.name for f in nested] == ["make", "sumPositive"] and copy_matches(nested) == []
 
 
+def test_a_nested_function_is_its_parents_stretch_and_never_paired_with_it():
+    # make() holds an anonymous class whose method is SUM; a top-level SUM follows in the same file
+    outer = "    Object make() {\n        return new Object() {\n" + SUM.replace("static ", "") + "        };\n    }\n"
+    functions = extract_functions(java(outer, SUM), "java", "Holder.java").functions
+    assert [(f.name, len(f.tokens)) for f in functions] == [("make", 94), ("sumPositive", 80), ("sumPositive", 81)]
+    found = {(m.first, m.second): (m.kind, m.covered) for m in copy_matches(functions)}
+    # the nested copy pairs with the top-level one (all but `static` mapped: 80 of its 80, 80 of SUM's 81), and
+    # so does make(), 80 of whose 94 tokens are that copy; make() and the method inside it never pair
+    assert found == {(1, 2): (TYPE_1, 1.0), (0, 2): (TYPE_1, 80 / 81)}
+
+
+SCALE = """    void scale(int[] values) {
+        if (values == null) {
+            throw new IllegalArgumentException("no values");
+        }
+        for (int i = 0; i < values.length; i++) {
+            values[i] = values[i] * 2 + 1;
+        }
+        System.out.println(values.length);
+    }
+"""
+# the same loop and print after another guard
+GROW = SCALE.replace("scale", "grow").replace("""        if (values == null) {
+            throw new IllegalArgumentException("no values");""", """        while (values.length < 3) {
+            values = java.util.Arrays.copyOf(values, 3);""")
+TOTAL = """    int sum(int[] values) {
+        int total = 0;
+        for (int i = 0; i < values.length; i++) {
+            total += values[i];
+        }
+        return total;
+    }
+"""
+# renamed, and another return
+OTHER_TOTAL = TOTAL.replace("total", "sum").replace("return sum;", "return sum > 0 ? sum : -sum;")
+
+
+def test_a_run_across_two_methods_pairs_them_with_their_aligned_counterparts_only():
+    functions = (extract_functions(java(SCALE, TOTAL), "java", "A.java").functions
+                 + extract_functions(java(GROW, OTHER_TOTAL), "java", "B.java").functions)
+    assert [(f.name, len(f.tokens)) for f in functions] == [("scale", 68), ("sum", 43), ("grow", 78), ("sum", 50)]
+    # scale's last 47 tokens (from the guard's closing ") ; }") are grow's last 47, and the first 41 of the sums
+    # ("... return ID") agree: one run of 88, though neither function shares 50 tokens with its counterpart alone
+    matches = copy_matches(functions)
+    assert [(m.first, m.second, m.kind, m.covered) for m in matches] == [(1, 3, TYPE_2, 41 / 43),
+                                                                        (0, 2, TYPE_1, 47 / 68)]
+    assert copy_matches(functions, window=88) == matches
+    # a run one token shorter than the window: nothing
+    assert copy_matches(functions, window=89) == []
+    # the crossed pairs (scale ~ the other sum, sum ~ grow) share no aligned token: never pairs
+    assert {(m.first, m.second) for m in copy_matches(functions, window=20)} == {(0, 2), (1, 3)}
+
+
+def test_a_run_must_map_half_of_each_function():
+    # grow with six more statements before its guard: the same run of 88 maps 47 of its 138 tokens, under half
+    longer = GROW.replace("        while", "        values[0] = values[1];\n" * 6 + "        while")
+    functions = (extract_functions(java(SCALE, TOTAL), "java", "A.java").functions
+                 + extract_functions(java(longer, OTHER_TOTAL), "java", "B.java").functions)
+    assert len(functions[2].tokens) == 78 + 6 * 10
+    assert [(m.first, m.second, m.covered) for m in copy_matches(functions)] == [(1, 3, 41 / 43)]
+
+
 def test_clones_cli_reports_copies_with_their_type_and_share(tmp_path):
     folder = exported_student("pair", "mean", "interaction")
     project = tmp_path / "project"
@@ -103,11 +165,14 @@ def test_clones_cli_reports_copies_with_their_type_and_share(tmp_path):
     assert written["copies"] is True and written["copy_tokens"] == 50
     kinds = {(p["first"]["path"], p["first"]["name"], p["second"]["path"], p["second"]["name"]):
              (p["type"], p["covered"]) for p in written["pairs"]}
+    # SHORT follows SUM in A.java and EXACT in B.java: the run over both pairs the two SHORTs too
     assert kinds == {("A.java", "sumPositive", "B.java", "sumPositive"): ("type 1", 1.0),
                      ("A.java", "sumPositive", "B.java", "addUp"): ("type 2", 1.0),
-                     ("B.java", "addUp", "B.java", "sumPositive"): ("type 2", 1.0)}
-    assert written["kinds"] == {"type 1": 1, "type 2": 2, "semantic": 0}
-    assert [(c["size"], c["types"]) for c in written["classes"]] == [(3, {"type 1": 1, "type 2": 2})]
+                     ("B.java", "addUp", "B.java", "sumPositive"): ("type 2", 1.0),
+                     ("A.java", "twice", "B.java", "twice"): ("type 1", 1.0)}
+    assert written["kinds"] == {"type 1": 2, "type 2": 2, "semantic": 0}
+    assert [(c["size"], c["types"]) for c in written["classes"]] == [(3, {"type 1": 1, "type 2": 2}),
+                                                                   (2, {"type 1": 1})]
     # a copy the model did not report still carries the model's score of the pair
     model = CloneModel.from_pretrained(folder)
     functions = {(f.path, f.start_line): f.code for f in scan_project(project).functions}
@@ -116,5 +181,12 @@ def test_clones_cli_reports_copies_with_their_type_and_share(tmp_path):
         expected = (model.pair_probability(a, b) + model.pair_probability(b, a)) / 2
         assert pair["score"] == pytest.approx(expected, abs=1e-5)
     assert result["pairs"][0]["type"] == "type 1"  # most covered first; of equal shares type 1
+    # a function under the minimum size is in no copy pair, as in none of the model's
+    model_tokens = {f: len(model.token_ids(java(code))) for f, code in (("twice", SHORT), ("sum", SUM))}
+    small = model_tokens["twice"] + 1
+    assert small <= model_tokens["sum"]
+    sized = clones(folder, project, threshold=1.0, show=0, min_tokens=small)
+    assert sorted((p["first"]["name"], p["second"]["name"]) for p in sized["pairs"]) == [
+        ("addUp", "sumPositive"), ("sumPositive", "addUp"), ("sumPositive", "sumPositive")]
     off = clones(folder, project, threshold=1.0, show=0, min_tokens=0, copies=False)
     assert off["pairs"] == [] and off["classes"] == [] and off["copy_tokens"] is None
