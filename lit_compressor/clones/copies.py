@@ -186,7 +186,8 @@ def with_copies(pairs: Sequence[ClonePair], matches: Sequence[CopyMatch], entrie
 
     A pair both found keeps the model's scores and takes the copy's type and share; a copy the model did
     not report gets its scores from ``measure`` (the model on the two functions). Copies rank by their
-    covered share, the model's pairs by their probability (or score).
+    covered share (then the longer copy, then the model's score), the model's pairs by their probability (or
+    score).
     """
     found = {frozenset((p.first, p.second)): p for p in pairs}
     for match in matches:
@@ -196,5 +197,10 @@ def with_copies(pairs: Sequence[ClonePair], matches: Sequence[CopyMatch], entrie
         key = frozenset((first, second))
         model = found.get(key) or measure(first, second)
         found[key] = replace(model, kind=match.kind, covered=match.covered)
-    return sorted(found.values(), key=lambda p: (-p.rank, p.kind, p.first.path, p.first.start_line,
-                                                 p.second.path, p.second.start_line))
+    return sorted(found.values(), key=lambda p: (-p.rank, p.kind, -_lines(p), -p.score, p.first.path,
+                                                 p.first.start_line, p.second.path, p.second.start_line))
+
+
+def _lines(pair: ClonePair) -> int:
+    """The smaller function's lines: of copies covered alike, the longer copy ranks first."""
+    return min(f.end_line - f.start_line + 1 for f in (pair.first, pair.second))

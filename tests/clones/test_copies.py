@@ -7,8 +7,9 @@ import json
 import pytest
 from tiny_students import exported_student
 
-from lit_compressor.clones.copies import TYPE_1, TYPE_2, copy_matches
+from lit_compressor.clones.copies import TYPE_1, TYPE_2, CopyMatch, copy_matches, with_copies
 from lit_compressor.clones.extract import extract_functions, scan_project
+from lit_compressor.clones.index import ClonePair, IndexedFunction
 from lit_compressor.clones.model import CloneModel
 from lit_compressor.clones.tokens import leaf_tokens
 from lit_compressor.commands.clones import clones
@@ -190,3 +191,20 @@ def test_clones_cli_reports_copies_with_their_type_and_share(tmp_path):
         ("addUp", "sumPositive"), ("sumPositive", "addUp"), ("sumPositive", "sumPositive")]
     off = clones(folder, project, threshold=1.0, show=0, min_tokens=0, copies=False)
     assert off["pairs"] == [] and off["classes"] == [] and off["copy_tokens"] is None
+
+
+def test_copies_covered_alike_rank_the_longer_copy_first_then_the_model_s_score():
+    def function(path: str, lines: int) -> IndexedFunction:
+        return IndexedFunction(path, "f", "java", 10, 9 + lines, path)
+
+    entries = [function("a", 5), function("b", 5), function("c", 40), function("d", 40), function("e", 40),
+               function("f", 40)]
+    scores = {("a", "b"): 0.9, ("c", "d"): 0.2, ("e", "f"): 0.6}
+
+    def measure(first: IndexedFunction, second: IndexedFunction) -> ClonePair:
+        score = scores[(first.path, second.path)]
+        return ClonePair(first, second, score, (score, score))
+
+    matches = [CopyMatch(0, 1, TYPE_2, 1.0), CopyMatch(2, 3, TYPE_2, 1.0), CopyMatch(4, 5, TYPE_2, 1.0)]
+    ranked = with_copies([], matches, entries, measure)
+    assert [(p.first.path, p.second.path) for p in ranked] == [("e", "f"), ("c", "d"), ("a", "b")]
