@@ -43,6 +43,7 @@ from lit_compressor.data.transforms import LANGUAGE_OF_FORMAT
 from lit_compressor.runtime.robustness import MORPH, Predict, transform_split
 from lit_compressor.search.space import Genome, SearchSpace
 from lit_compressor.training.cli import run_lightning_cli, with_settings
+from lit_compressor.training.resume import load_checkpoint_state
 
 RESULT = "result.json"
 FLIP_SEED = 0
@@ -92,7 +93,7 @@ def run_unit(config_path: Path) -> tuple[float, dict[str, Any]]:
         return float(callback.best_model_score), {
             "flip_rate": None, "flips_skipped": f"the language of a {data.task.format!r} task cannot be told"}
     if callback.best_model_path:  # the weights that scored best, not the last epoch's
-        best = torch.load(callback.best_model_path, map_location="cpu", weights_only=False)["state_dict"]
+        best = load_checkpoint_state(callback.best_model_path)
         missing, unexpected = module.load_state_dict(best, strict=False)
         if unexpected or any(not key.startswith("teacher.") for key in missing):
             raise RuntimeError(f"{callback.best_model_path}: not the unit's weights ({missing}, {unexpected})")
