@@ -76,6 +76,19 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, iterations: int = 100
     return w
 
 
+def fit_weights(scores: np.ndarray, cosines: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
+    """``(slope, closeness_slope, intercept)`` of the calibration on logit(score) and ``closeness(cosine)``.
+
+    A pair must not become less likely a clone as its vectors grow closer: ``closeness`` is unbounded at cos = 1,
+    so a negative weight would rank identical functions last. When the fit gives one, cosine adds nothing the
+    score does not say, and the score alone is the fit (closeness weight 0).
+    """
+    slope, closeness_slope, intercept = fit_logistic(np.stack([logit(scores), closeness(cosines)], axis=1), labels)
+    if closeness_slope < 0:
+        (slope, intercept), closeness_slope = fit_logistic(logit(scores)[:, None], labels), 0.0
+    return float(slope), float(closeness_slope), float(intercept)
+
+
 @dataclass(frozen=True)
 class Calibration:
     """``probability(score, cosine, prior)``: the chance that a pair with the student's ``score`` and vectors'

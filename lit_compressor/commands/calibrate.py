@@ -14,7 +14,14 @@ from typing import Any, Literal
 import numpy as np
 from rich.console import Console
 
-from lit_compressor.clones.calibration import DEFAULT_PRIOR, Calibration, closeness, fit_logistic, log_loss, logit
+from lit_compressor.clones.calibration import (
+    DEFAULT_PRIOR,
+    Calibration,
+    fit_logistic,
+    fit_weights,
+    log_loss,
+    logit,
+)
 from lit_compressor.clones.model import CloneModel, default_precision
 from lit_compressor.core.errors import UserError
 from lit_compressor.data.readers import Example
@@ -95,11 +102,11 @@ def fit_folder(clone_model: CloneModel, examples: list[Example], data: str, spli
     """Fit ``clone_model``'s scores of ``examples`` and write ``calibration.json`` into its folder."""
     labels = np.array([e.label == clone_model.positive_label for e in examples], dtype=np.float64)
     scores, cosines = pair_scores(clone_model, examples)
-    slope, closeness_slope, intercept = fit_logistic(np.stack([logit(scores), closeness(cosines)], axis=1), labels)
+    slope, closeness_slope, intercept = fit_weights(scores, cosines, labels)
+    score_only = fit_logistic(logit(scores)[:, None], labels)
     valid_prior = float(labels.mean())
     calibrated = Calibration(slope, closeness_slope, intercept, valid_prior, prior).probability(
         scores, cosines, valid_prior)
-    score_only = fit_logistic(logit(scores)[:, None], labels)
     fit = {"data": str(data), "split": split, "pairs": len(examples), "clones": int(labels.sum()),
            "precision": clone_model.precision, "log_loss_raw": round(log_loss(scores, labels), 4),
            "log_loss_score_only": round(log_loss(1 / (1 + np.exp(-(score_only[0] * logit(scores) + score_only[1]))),

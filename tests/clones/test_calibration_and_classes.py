@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 from tiny_students import BCB, bcb_functions, exported_student
 
-from lit_compressor.clones.calibration import CALIBRATION_FILE, Calibration, closeness, fit_logistic, logit, sigmoid
+from lit_compressor.clones.calibration import (
+    CALIBRATION_FILE,
+    Calibration,
+    closeness,
+    fit_logistic,
+    fit_weights,
+    logit,
+    sigmoid,
+)
 from lit_compressor.clones.classes import clone_classes
 from lit_compressor.clones.extract import SourceFunction
 from lit_compressor.clones.index import CloneIndex, ClonePair, IndexedFunction
@@ -24,6 +32,23 @@ def test_fit_logistic_recovers_known_weights():
     labels = rng.random(40000) < sigmoid(x @ np.array([1.5, -0.7]) + 0.4)
     w = fit_logistic(x, labels)
     assert w == pytest.approx([1.5, -0.7, 0.4], abs=0.06)
+
+
+def test_cosine_never_counts_against_a_pair():
+    rng = np.random.default_rng(1)
+    scores = sigmoid(rng.normal(size=20000) * 2)
+    labels = rng.random(20000) < scores  # the score is calibrated as it is
+    # closeness that, given the score, leans towards the non-clones: the free fit weights it negatively
+    cosines = 1 - np.exp(-(3 + 2 * rng.random(20000) + 1.5 * ~labels))
+    free = fit_logistic(np.stack([logit(scores), closeness(cosines)], axis=1), labels)
+    assert free[1] < 0
+    slope, closeness_slope, intercept = fit_weights(scores, cosines, labels)
+    assert closeness_slope == 0.0
+    assert (slope, intercept) == pytest.approx(tuple(fit_logistic(logit(scores)[:, None], labels)))
+    assert slope == pytest.approx(1.0, abs=0.05) and intercept == pytest.approx(0.0, abs=0.05)
+    # where closeness does carry evidence, the fit keeps its (positive) weight
+    helpful = 1 - np.exp(-(3 + 2 * rng.random(20000) + 1.5 * labels))
+    assert fit_weights(scores, helpful, labels)[1] > 0
 
 
 def test_probability_moves_to_the_project_prior_by_bayes_rule(tmp_path):
