@@ -59,6 +59,19 @@ def make_soft_labels(task_dir: Path, output: Path, seed: int = 0) -> Path:
     return save_soft_labels(output, SoftLabels([e.id for e in examples], logits, {"data": fingerprint(examples)}))
 
 
+def sampled_unit_fit(folder: Path) -> tuple[Path, dict]:
+    """A tiny task with soft labels under ``folder``, and a search's sampled-distillation ``fit`` config on it."""
+    task_dir = make_tiny_task(folder / "task", functions=14, unlabelled=40)
+    soft = make_soft_labels(task_dir, folder / "soft.safetensors")
+    data = {"task": {"format": "bigclonebench", "data_dir": str(task_dir)}, "batch_size": 8, "eval_batch_size": 8,
+            "soft_labels": str(soft), "tokenizer_cache": str(folder / "tokenizers")}
+    return task_dir, {"seed_everything": 3,
+                      "model": {"class_path": "lit_compressor.training.distillation.DistillationModule"},
+                      "data": {"class_path": "lit_compressor.training.distillation_data.DistillationDataModule",
+                               "init_args": data},
+                      "trainer": {"accelerator": "cpu", "devices": 1}}
+
+
 def distill_config(run: Path, task_dir: Path, soft_labels: Path, kill_at: int | None = None,
                    exact_resume: bool = True, max_epochs: int = 2, every_n_steps: int = 4,
                    function_batches: dict | None = None) -> Path:

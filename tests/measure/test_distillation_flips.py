@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from tiny_tasks import make_soft_labels, make_tiny_task
+from tiny_tasks import make_tiny_task, sampled_unit_fit
 
 from lit_compressor.data.task import TaskData
 from lit_compressor.measure import distillation
@@ -39,14 +39,7 @@ def test_measure_flips_counts_changed_predictions_under_morphs_renamings(tmp_pat
 
 def test_a_tiny_distillations_result_has_its_flip_rate(tmp_path, monkeypatch):
     """A real one-epoch unit: its result.json's flip rate is the count over the two passes of its best weights."""
-    task_dir = make_tiny_task(tmp_path / "task", functions=14, unlabelled=40)
-    soft = make_soft_labels(task_dir, tmp_path / "soft.safetensors")
-    fit = {"seed_everything": 3,
-           "model": {"class_path": "lit_compressor.training.distillation.DistillationModule"},
-           "data": {"class_path": "lit_compressor.training.distillation_data.DistillationDataModule", "init_args": {
-               "task": {"format": "bigclonebench", "data_dir": str(task_dir)}, "batch_size": 8, "eval_batch_size": 8,
-               "soft_labels": str(soft), "tokenizer_cache": str(tmp_path / "tokenizers")}},
-           "trainer": {"accelerator": "cpu", "devices": 1}}
+    task_dir, fit = sampled_unit_fit(tmp_path)
     passes = []
     original = distillation.module_predictor
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tiny_tasks import ROOT, _env, make_soft_labels, make_tiny_task
+from tiny_tasks import ROOT, _env, sampled_unit_fit
 
 from lit_compressor.commands.compress import search_config, searched_genes
 from lit_compressor.commands.search import run_search
@@ -154,14 +154,7 @@ def test_compress_links_a_searched_block_size_and_training_genes(tmp_path):
 
 
 def _ide_run(tmp_path: Path) -> dict:
-    task_dir = make_tiny_task(tmp_path / "task", functions=14, unlabelled=40)
-    soft = make_soft_labels(task_dir, tmp_path / "soft.safetensors")
-    fit = {"seed_everything": 3,
-           "model": {"class_path": "lit_compressor.training.distillation.DistillationModule"},
-           "data": {"class_path": "lit_compressor.training.distillation_data.DistillationDataModule", "init_args": {
-               "task": {"format": "bigclonebench", "data_dir": str(task_dir)}, "batch_size": 8, "eval_batch_size": 8,
-               "soft_labels": str(soft), "tokenizer_cache": str(tmp_path / "tokenizers")}},
-           "trainer": {"accelerator": "cpu", "devices": 1}}
+    task_dir, fit = sampled_unit_fit(tmp_path)
     fit_file = tmp_path / "student.yaml"
     fit_file.write_text(yaml.safe_dump(fit))
     space = SearchSpace(num_hidden_layers=Gene(1, 2), hidden_size=Gene(16, 32, 16),
