@@ -304,7 +304,7 @@ def compress(task: TaskData | None = None, block_size: int = 128, output: Path =
                    reads=[task_file, *task.files_of(["valid"])])
 
     # 7. robustness: agreement with the teacher and the renaming flips, the shipped student beside its teacher
-    shipped_hash = hash_files(shipped, (".onnx", ".safetensors", ".json"), (CALIBRATION_FILE,))
+    shipped_hash = hash_files(shipped, MODEL_SUFFIXES, (CALIBRATION_FILE,))
     robust_file = None
     settings = {} if robustness in (True, False) else dict(robustness)
     skipped_because = None if robustness is False else robustness_skip_reason(settings, task, teacher_dir,

@@ -72,9 +72,9 @@ def task_nulls_as_mappings(argv: list[str]) -> list[str]:
         option, eq, value = arg.partition("=")
         match = TASK_OPTION.match(option)
         if match and not eq:
-            value = next(args, "")
-            if value not in NULLS:
-                out += [arg, value]
+            value = next(args, None)
+            if value not in NULLS:  # not a null (or no value at all): passed on as given
+                out += [arg] if value is None else [arg, value]
                 continue
         if match and value in NULLS:
             out.append(f"--{match[1]}={{{match[2]}: null}}")
