@@ -171,11 +171,6 @@ def check_transformers_js(full: Path, encoder, examples: list[Example], referenc
     return report
 
 
-def one_at_a_time(runner, encoder, examples: list[Example]) -> np.ndarray:
-    """Logits of each example run alone (dynamic int8 quantises each run's activations with that run's range)."""
-    return np.concatenate([runner(**encoder.encode_codes([e.codes])) for e in examples])
-
-
 def write_shipped(full: Path, shipped: Path, files: list[str], transformers_js: bool, int8: bool,
                   examples: list[Example], encoder) -> dict[str, Any]:
     """Copy what a runtime loads from ``full`` to ``shipped``. A pair student's classifier and encoder graphs
@@ -267,24 +262,23 @@ def export(model: Path, output: Path, onnx: bool = True, int8: bool = True, over
                 raise RuntimeError(f"{work / name}: ONNX Runtime logits differ from PyTorch by {diff:.2e} "
                                    f"(> {ONNX_TOLERANCE}); the export is wrong, please report it.")
             result["accuracy"][name] = accuracy(logits, examples)
-    int8_alone = None
+    int8_logits = None
     if int8:
         quantize_onnx(work / "model.optimized.onnx", work / "model.int8.onnx")
-        logits = batched_logits(OrtRunner(work / "model.int8.onnx"), encoder, examples)
+        # each example alone: the graph quantises at run time (batched_logits)
+        int8_logits = logits = batched_logits(OrtRunner(work / "model.int8.onnx"), encoder, examples)
         result["accuracy"]["model.int8.onnx"] = accuracy(logits, examples)
         result["shipped_scores"] = scores(logits, examples, int(metadata.get("positive_label", 1)))
         result["int8"] = {
             "agreement_with_fp32": float((logits.argmax(-1) == reference.argmax(-1)).mean()),
             "max_abs_prob_diff": float(np.abs(softmax(logits) - softmax(reference)).max()),
         }
-        if transformers_js:
-            int8_alone = one_at_a_time(OrtRunner(work / "model.int8.onnx"), encoder, examples)
     if onnx and not dataflow:  # the encoder-only graph and the pair head, for clone search (lit_compressor.clones)
         check = encoder.encode_codes([e.codes for e in examples[:8]])
         result["clone_graphs"] = export_clone_graphs(classifier, work, int8=int8, check_batch=check)
     if transformers_js:
         export_transformers_js(classifier, tokenizer_json, encoder.block_size, work, int8=int8)
-        result["transformers_js"] = check_transformers_js(work, encoder, examples, reference, int8_alone)
+        result["transformers_js"] = check_transformers_js(work, encoder, examples, reference, int8_logits)
         if int8:
             result["accuracy"][INT8_FILE] = result["transformers_js"][INT8_FILE]["accuracy"]
     result["files"] = file_sizes(work)

@@ -17,7 +17,13 @@ def sample_test_split(data: str | Path, limit: int | None = None, seed: int = 0)
 
 
 def batched_logits(runner, encoder, examples: list[Example], batch_size: int = 8) -> np.ndarray:
-    """Logits of every example, batches padded to their longest function."""
+    """Logits of every example, batches padded to their longest function.
+
+    A graph quantised at run time (``runner.batch_dependent``) runs each example alone: batched, a prediction
+    would depend on its neighbours (2 to 3 of Devign's 274 test functions change with the batch size), and a
+    flip under a transformation could be the batch's. Alone it is what a plug-in scoring one example gets."""
+    if getattr(runner, "batch_dependent", False):
+        batch_size = 1
     out = []
     for start in range(0, len(examples), batch_size):
         batch = encoder.encode_codes([e.codes for e in examples[start:start + batch_size]])

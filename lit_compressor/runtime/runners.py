@@ -64,6 +64,7 @@ class OrtRunner:
         self.path = path
         self.session = ort_session(path, threads, spin)
         self.per_function = len(self.session.get_inputs()[0].shape) == 2
+        self.batch_dependent = quantized_at_run_time(path)
 
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                  position_ids: torch.Tensor | None = None) -> np.ndarray:
@@ -73,6 +74,12 @@ class OrtRunner:
         if position_ids is not None:  # a data-flow model: positions and the [B, n, L, L] graph mask
             feeds["position_ids"] = position_ids.numpy()
         return self.session.run(["logits"], feeds)[0]
+
+
+def quantized_at_run_time(path: Path) -> bool:
+    """Whether ``path`` is one of our dynamic int8 graphs (``*.int8.onnx``, transformers.js' ``model_quantized.onnx``):
+    they quantise a run's activations with that run's range, padding and the other rows of the batch included."""
+    return path.name.endswith(".int8.onnx") or path.name == "model_quantized.onnx"
 
 
 def onnx_file(folder: Path, backend: str) -> Path:

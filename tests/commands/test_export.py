@@ -141,6 +141,26 @@ def test_int8_loads_and_reports_accuracy(pair_export):
     assert report["int8"]["max_abs_prob_diff"] < 0.1
 
 
+def test_int8_graphs_score_each_example_alone(pair_export):
+    """A graph quantised at run time gives each example the logits it gets alone, whatever the batch size asked
+    for (batched, its activation ranges would come from the neighbours); fp32 graphs keep their batches."""
+    from lit_compressor.nn.folders import load_classifier
+    from lit_compressor.nn.tokenization import CodeEncoder
+    from lit_compressor.runtime.evaluate import batched_logits
+    from lit_compressor.runtime.runners import OrtRunner
+
+    output, _ = pair_export
+    examples = sample_test_split(BCB, 24)
+    encoder = CodeEncoder(load_classifier(output / "full")[1], 128)
+    int8, fp32 = OrtRunner(output / "shipped" / "model.int8.onnx"), OrtRunner(output / "full" / "model.onnx")
+    assert int8.batch_dependent and not fp32.batch_dependent
+    alone = np.concatenate([int8(**encoder.encode_codes([e.codes])) for e in examples])
+    np.testing.assert_array_equal(batched_logits(int8, encoder, examples, batch_size=8), alone)
+    batched = np.concatenate([int8(**encoder.encode_codes([e.codes for e in examples[k:k + 8]]))
+                              for k in range(0, len(examples), 8)])
+    assert np.abs(batched - alone).max() > 0  # what running it batched would have given: not the same
+
+
 def test_shipped_tokenizer_collapses_whitespace_itself(pair_export, pair_student, code):
     """tokenizer.json alone (no Python preprocessing) gives the student's ids, whatever whitespace the code has."""
     from tokenizers import Tokenizer
