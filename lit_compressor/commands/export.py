@@ -266,12 +266,12 @@ def export(model: Path, output: Path, onnx: bool = True, int8: bool = True, over
     if int8:
         quantize_onnx(work / "model.optimized.onnx", work / "model.int8.onnx")
         # each example alone: the graph quantises at run time (batched_logits)
-        int8_logits = logits = batched_logits(OrtRunner(work / "model.int8.onnx"), encoder, examples)
-        result["accuracy"]["model.int8.onnx"] = accuracy(logits, examples)
-        result["shipped_scores"] = scores(logits, examples, int(metadata.get("positive_label", 1)))
+        int8_logits = batched_logits(OrtRunner(work / "model.int8.onnx"), encoder, examples)
+        result["accuracy"]["model.int8.onnx"] = accuracy(int8_logits, examples)
+        result["shipped_scores"] = scores(int8_logits, examples, int(metadata.get("positive_label", 1)))
         result["int8"] = {
-            "agreement_with_fp32": float((logits.argmax(-1) == reference.argmax(-1)).mean()),
-            "max_abs_prob_diff": float(np.abs(softmax(logits) - softmax(reference)).max()),
+            "agreement_with_fp32": float((int8_logits.argmax(-1) == reference.argmax(-1)).mean()),
+            "max_abs_prob_diff": float(np.abs(softmax(int8_logits) - softmax(reference)).max()),
         }
     if onnx and not dataflow:  # the encoder-only graph and the pair head, for clone search (lit_compressor.clones)
         check = encoder.encode_codes([e.codes for e in examples[:8]])
