@@ -21,6 +21,7 @@ from lit_compressor.clones.calibration import (
     fit_weights,
     log_loss,
     logit,
+    sigmoid,
 )
 from lit_compressor.clones.model import CloneModel, default_precision
 from lit_compressor.core.errors import UserError
@@ -109,8 +110,7 @@ def fit_folder(clone_model: CloneModel, examples: list[Example], data: str, spli
         scores, cosines, valid_prior)
     fit = {"data": str(data), "split": split, "pairs": len(examples), "clones": int(labels.sum()),
            "precision": clone_model.precision, "log_loss_raw": round(log_loss(scores, labels), 4),
-           "log_loss_score_only": round(log_loss(1 / (1 + np.exp(-(score_only[0] * logit(scores) + score_only[1]))),
-                                                 labels), 4),
+           "log_loss_score_only": round(log_loss(sigmoid(score_only[0] * logit(scores) + score_only[1]), labels), 4),
            "log_loss_calibrated": round(log_loss(calibrated, labels), 4),
            "auc_score": round(auc(scores, labels), 4), "auc_cosine": round(auc(cosines, labels), 4),
            "auc_calibrated": round(auc(calibrated, labels), 4)}
